@@ -5,9 +5,10 @@ from __future__ import annotations
 import hashlib
 import math
 import re
+import tomllib
 import unicodedata
 from collections.abc import Iterable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .errors import CorpusError
@@ -45,6 +46,9 @@ class Article:
     path: Path
     text: str
     sections: tuple[Section, ...]
+    # Search keys by section id (from an optional `<name>.keys.toml` beside the article).
+    keys: dict[str, tuple[str, ...]] = field(default_factory=dict)
+    keys_text: str = ""
 
 
 @dataclass(frozen=True)
@@ -210,7 +214,26 @@ def read_article(path: Path) -> Article:
     article = parse_article(path, text)
     if not article.sections:
         raise CorpusError(f"Corpus file {path} has no sections with text.")
-    return article
+    return _with_keys(article)
+
+
+def _with_keys(article: Article) -> Article:
+    """Attach search keys from `<stem>.keys.toml`, if present; unknown sections are an error."""
+    path = article.path.with_name(f"{article.path.stem}.keys.toml")
+    if not path.is_file():
+        return article
+    try:
+        raw = path.read_text(encoding="utf-8")
+        data = tomllib.loads(raw)
+    except (UnicodeDecodeError, tomllib.TOMLDecodeError, OSError) as exc:
+        raise CorpusError(f"Search-key file {path} can't be read: {exc}") from exc
+    ids = {s.section_id for s in article.sections}
+    keys: dict[str, tuple[str, ...]] = {}
+    for sid, entry in (data.get("sections") or {}).items():
+        if sid not in ids:
+            raise CorpusError(f"Search-key file {path} names section {sid!r}, not in the article.")
+        keys[sid] = tuple(str(k).strip() for k in entry.get("keys", []) if str(k).strip())
+    return replace(article, keys=keys, keys_text=raw)
 
 
 def load_corpus(corpus_dir: Path) -> list[Article]:
@@ -293,6 +316,7 @@ def corpus_fingerprint(articles: Iterable[Article], *parts: object) -> str:
     h.update(f"chunker:{CHUNKER_VERSION}".encode())
     for a in articles:
         h.update(b"\0" + a.path.name.encode() + b"\0" + a.text.encode())
+        h.update(b"\0" + a.keys_text.encode())
     for part in parts:
         h.update(b"\0" + repr(part).encode())
     return h.hexdigest()

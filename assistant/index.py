@@ -20,7 +20,7 @@ from .errors import ConfigError, ModelError, StoreError
 
 MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 LOCAL_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
-INDEX_SCHEMA = "2"
+INDEX_SCHEMA = "3"
 
 
 # ---------------------------------------------------------------- embeddings
@@ -293,22 +293,22 @@ class VectorIndex:
             "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
         }
         col = client.create_collection(tmp_name, metadata=meta)
-        texts = [c.embedding_text() for c in self.chunks]
-        batch = 16
+        records = self.records()
+        batch = 32
         bar = None
         if progress:
             from tqdm import tqdm
 
-            bar = tqdm(total=len(texts), desc="Embedding chunks", unit="chunk", file=sys.stderr)
+            bar = tqdm(total=len(records), desc="Embedding", unit="passage", file=sys.stderr)
         try:
-            for i in range(0, len(texts), batch):
-                part = self.chunks[i : i + batch]
-                vectors = self.embedder.embed_documents(texts[i : i + batch])
+            for i in range(0, len(records), batch):
+                part = records[i : i + batch]
+                vectors = self.embedder.embed_documents([r[1] for r in part])
                 col.add(
-                    ids=[c.chunk_id for c in part],
+                    ids=[r[0] for r in part],
                     embeddings=vectors,
-                    documents=[c.text for c in part],
-                    metadatas=[c.metadata() for c in part],
+                    documents=[r[2] for r in part],
+                    metadatas=[r[3] for r in part],
                 )
                 if bar:
                     bar.update(len(part))
@@ -324,6 +324,23 @@ class VectorIndex:
             if bar:
                 bar.close()
         self._prune()
+
+    def records(self) -> list[tuple[str, str, str, dict]]:
+        """What goes into the collection: (id, text to embed, document, metadata).
+
+        Chunks (kind "chunk") are what answers quote; search keys (kind "key") only point
+        at their section, so questions in everyday words find it.
+        """
+        out = [
+            (c.chunk_id, c.embedding_text(), c.text, {**c.metadata(), "kind": "chunk"})
+            for c in self.chunks
+        ]
+        for a in self.articles:
+            for sid, keys in a.keys.items():
+                for i, key in enumerate(keys):
+                    meta = {"kind": "key", "article": a.slug, "section_id": sid}
+                    out.append((f"{a.slug}:{sid}:key:{i}", key, key, meta))
+        return out
 
     def _delete_quietly(self, name: str) -> None:
         try:
@@ -358,12 +375,16 @@ class VectorIndex:
 
     def indexed_chunks(self) -> list[Chunk]:
         """Every chunk as stored in the collection (the store is the source of truth)."""
-        got = self.store().get(include=["documents", "metadatas"])
+        got = self.store().get(where={"kind": "chunk"}, include=["documents", "metadatas"])
         chunks = [Chunk.from_metadata(d, m) for d, m in zip(got["documents"], got["metadatas"])]
         return sorted(chunks, key=lambda c: (c.article, c.position))
 
-    def dense(self, embedding: Sequence[float], k: int) -> list[tuple[str, float]]:
-        """Nearest chunks by cosine similarity: [(chunk_id, similarity)], best first."""
+    def size(self) -> int:
+        """How many records (chunks and keys) the collection holds."""
+        return self.client().get_collection(self.collection_name).count()
+
+    def dense(self, embedding: Sequence[float], k: int) -> list[tuple[str, float, dict]]:
+        """Nearest records by cosine similarity: [(id, similarity, metadata)], best first."""
         try:
             found = self.store().similarity_search_by_vector_with_relevance_scores(
                 list(embedding), k=k
@@ -371,4 +392,4 @@ class VectorIndex:
         except Exception as exc:
             raise StoreError(f"The vector store failed a query ({type(exc).__name__}: {exc})") from exc
         # Chroma returns cosine distance; similarity = 1 - distance.
-        return [(doc.id, 1.0 - float(dist)) for doc, dist in found]
+        return [(doc.id, 1.0 - float(dist), doc.metadata) for doc, dist in found]

@@ -18,9 +18,14 @@ Mode = Literal["hybrid", "dense", "lexical"]
 
 # Reciprocal-rank fusion: score = sum(weight / (RRF_K + rank)). Dense carries paraphrases,
 # which is how people ask; BM25 rescues rare exact words (names, "therapist", "massage").
-RRF_K = 60
+RRF_K = 2
 DENSE_WEIGHT = 1.0
-LEXICAL_WEIGHT = 0.7
+LEXICAL_WEIGHT = 0.25
+# A chunk's dense score blends its own similarity with its section's two best search keys
+# (measured on evals/data: the mean of two keys is steadier than the single best one).
+CHUNK_SHARE = 0.15
+TOP_KEYS = 2
+DENSE_CANDIDATES = 200
 
 _STOPWORDS = frozenset(
     """a about above after again against all am an and any are as at be because been before
@@ -137,10 +142,63 @@ class Retriever:
         self.articles: list[Article] = index.articles
         self.chunks: list[Chunk] = index.indexed_chunks()
         self._by_id = {c.chunk_id: c for c in self.chunks}
-        self._bm25 = BM25([f"{c.section_title}. {c.text}" for c in self.chunks])
+        keys = {a.slug: a.keys for a in self.articles}
+        self._has_keys = {
+            c.chunk_id: bool(keys.get(c.article, {}).get(c.section_id)) for c in self.chunks
+        }
+        # Lexical documents: each chunk (with its title), and each search key on its own,
+        # so a short key that shares two words with the question is not diluted.
+        self._lex_owner: list[str | tuple[str, str]] = [c.chunk_id for c in self.chunks]
+        lex_docs = [f"{c.section_title}. {c.text}" for c in self.chunks]
+        for a in self.articles:
+            for sid, ks in a.keys.items():
+                self._lex_owner += [(a.slug, sid)] * len(ks)
+                lex_docs += list(ks)
+        self._bm25 = BM25(lex_docs)
+        self._n_records = index.size()
 
     def embed_query(self, text: str) -> list[float]:
         return self.embedder.embed_query(text)
+
+    def _dense(self, vec: Sequence[float]) -> list[tuple[str, float]]:
+        """Chunks ranked by similarity, each lifted by its section's best search keys."""
+        found = self.index.dense(vec, min(self._n_records, DENSE_CANDIDATES))
+        own: dict[str, float] = {}
+        key_sims: dict[tuple[str, str], list[float]] = {}
+        for rid, sim, meta in found:
+            if meta.get("kind") == "key":
+                key_sims.setdefault((meta["article"], meta["section_id"]), []).append(sim)
+            else:
+                own[rid] = sim
+        scored = []
+        for cid, sim in own.items():
+            c = self._by_id.get(cid)
+            if c is None:
+                continue
+            top = key_sims.get((c.article, c.section_id), [])[:TOP_KEYS]
+            if self._has_keys[cid] and top:
+                key_part = sum(top) / len(top)
+                sim = CHUNK_SHARE * sim + (1 - CHUNK_SHARE) * key_part
+            scored.append((cid, sim))
+        return sorted(scored, key=lambda t: -t[1])
+
+    def _lexical(self, query: str) -> list[tuple[str, float]]:
+        """Chunks ranked by BM25: the better of their own score and their section's best key."""
+        scores = self._bm25.scores(query)
+        own: dict[str, float] = {}
+        best_key: dict[tuple[str, str], float] = {}
+        for owner, sc in zip(self._lex_owner, scores):
+            if isinstance(owner, tuple):
+                best_key[owner] = max(best_key.get(owner, 0.0), sc)
+            else:
+                own[owner] = sc
+        out = []
+        for cid, sc in own.items():
+            c = self._by_id[cid]
+            sc = max(sc, best_key.get((c.article, c.section_id), 0.0))
+            if sc > 0:
+                out.append((cid, sc))
+        return sorted(out, key=lambda t: (-t[1], t[0]))
 
     def retrieve(
         self,
@@ -159,11 +217,9 @@ class Retriever:
         lexical: list[tuple[str, float]] = []
         if mode in ("hybrid", "dense"):
             vec = embedding if embedding is not None else self.embed_query(query)
-            dense = self.index.dense(vec, min(n, max(50, 10 * k)))
+            dense = self._dense(vec)
         if mode in ("hybrid", "lexical"):
-            scores = self._bm25.scores(query)
-            ranked = sorted(range(n), key=lambda i: (-scores[i], i))
-            lexical = [(self.chunks[i].chunk_id, scores[i]) for i in ranked if scores[i] > 0]
+            lexical = self._lexical(query)
 
         sims = dict(dense)
         dense_rank = {cid: r for r, (cid, _) in enumerate(dense, 1)}

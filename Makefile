@@ -1,0 +1,46 @@
+# The few verbs of this project. `make run` and `make test` work on a fresh clone.
+PYTHON ?= python3
+VENV   := .venv
+BIN    := $(VENV)/bin
+export HF_HUB_OFFLINE := 1
+export TRANSFORMERS_OFFLINE := 1
+
+.PHONY: install run chat test lint eval bench browser clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+# torch==2.13.0 is pinned in pyproject.toml: the CPU build (a bare `torch` pulls CUDA).
+$(VENV)/.installed: pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $@
+
+install: $(VENV)/.installed
+
+run: install  ## build the index and open the chat page
+	$(BIN)/assistant ingest
+	$(BIN)/streamlit run ui/app.py
+
+chat: install  ## the same assistant in the terminal
+	$(BIN)/assistant chat
+
+browser:  ## Chromium for the end-to-end test (Debian packages)
+	@bash scripts/ensure-browser
+
+test: install browser  ## the whole suite, real servers and browser included
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check assistant ui evals tests
+
+eval: install  ## quality metrics
+	$(BIN)/python -m evals retrieval
+	$(BIN)/python -m evals triage
+	$(BIN)/python -m evals answers
+
+bench: install  ## speed figures (medians and p95)
+	$(BIN)/python -m evals bench all
+
+clean:
+	rm -rf $(VENV) .pytest_cache artifacts evals/results
