@@ -182,7 +182,9 @@ def parse_article(path: Path, text: str) -> Article:
     return Article(slug=slug, title=title, path=path, text=text, sections=tuple(sections))
 
 
-def _section(article: str, sid: str, title: str, text: str, start: int, end: int, pos: int) -> Section:
+def _section(
+    article: str, sid: str, title: str, text: str, start: int, end: int, pos: int
+) -> Section:
     # Trim surrounding white space so offsets point at real text.
     while start < end and text[start].isspace():
         start += 1
@@ -306,7 +308,9 @@ def chunk_article(article: Article, max_tokens: int = 160, overlap: int = 1) -> 
     return chunks
 
 
-def chunk_corpus(articles: Iterable[Article], max_tokens: int = 160, overlap: int = 1) -> list[Chunk]:
+def chunk_corpus(
+    articles: Iterable[Article], max_tokens: int = 160, overlap: int = 1
+) -> list[Chunk]:
     return [c for a in articles for c in chunk_article(a, max_tokens, overlap)]
 
 

@@ -165,6 +165,7 @@ class VectorIndex:
         self.collection_name = f"{settings.chroma_collection}-{self.fingerprint[:16]}"
         self._client: Any = None
         self._store: Any = None
+        self._collection: Any = None
 
     # -- client
 
@@ -211,6 +212,7 @@ class VectorIndex:
 
         self._client = None
         self._store = None
+        self._collection = None
         SharedSystemClient.clear_system_cache()
         path = self.settings.chroma_path
         aside = path.with_name(f"{path.name}.corrupt-{time.strftime('%Y%m%d-%H%M%S')}")
@@ -248,7 +250,9 @@ class VectorIndex:
         try:
             names = [c if isinstance(c, str) else c.name for c in client.list_collections()]
         except Exception as exc:
-            raise StoreError(f"Can't list Chroma collections ({type(exc).__name__}: {exc})") from exc
+            raise StoreError(
+                f"Can't list Chroma collections ({type(exc).__name__}: {exc})"
+            ) from exc
         if self.collection_name not in names:
             return None
         col = client.get_collection(self.collection_name)
@@ -383,13 +387,21 @@ class VectorIndex:
         """How many records (chunks and keys) the collection holds."""
         return self.client().get_collection(self.collection_name).count()
 
-    def dense(self, embedding: Sequence[float], k: int) -> list[tuple[str, float, dict]]:
-        """Nearest records by cosine similarity: [(id, similarity, metadata)], best first."""
+    def dense(self, embedding: Sequence[float], k: int) -> list[tuple[str, float]]:
+        """Nearest records by cosine similarity: [(id, similarity)], best first.
+
+        Asks Chroma for ids and distances only: fetching documents and metadata for every
+        candidate costs more than the search itself; callers know each id from the corpus.
+        """
         try:
-            found = self.store().similarity_search_by_vector_with_relevance_scores(
-                list(embedding), k=k
+            if self._collection is None:
+                self._collection = self.client().get_collection(self.collection_name)
+            res = self._collection.query(
+                query_embeddings=[list(embedding)], n_results=k, include=["distances"]
             )
         except Exception as exc:
-            raise StoreError(f"The vector store failed a query ({type(exc).__name__}: {exc})") from exc
+            raise StoreError(
+                f"The vector store failed a query ({type(exc).__name__}: {exc})"
+            ) from exc
         # Chroma returns cosine distance; similarity = 1 - distance.
-        return [(doc.id, 1.0 - float(dist), doc.metadata) for doc, dist in found]
+        return [(rid, 1.0 - float(d)) for rid, d in zip(res["ids"][0], res["distances"][0])]

@@ -156,6 +156,11 @@ class Retriever:
                 lex_docs += list(ks)
         self._bm25 = BM25(lex_docs)
         self._n_records = index.size()
+        # Which section each search key points at (ids come back from Chroma without metadata).
+        self._key_section = {
+            rid: (meta["article"], meta["section_id"])
+            for rid, _text, _doc, meta in index.records() if meta["kind"] == "key"
+        }
 
     def embed_query(self, text: str) -> list[float]:
         return self.embedder.embed_query(text)
@@ -165,9 +170,10 @@ class Retriever:
         found = self.index.dense(vec, min(self._n_records, DENSE_CANDIDATES))
         own: dict[str, float] = {}
         key_sims: dict[tuple[str, str], list[float]] = {}
-        for rid, sim, meta in found:
-            if meta.get("kind") == "key":
-                key_sims.setdefault((meta["article"], meta["section_id"]), []).append(sim)
+        for rid, sim in found:
+            section = self._key_section.get(rid)
+            if section is not None:
+                key_sims.setdefault(section, []).append(sim)
             else:
                 own[rid] = sim
         scored = []

@@ -10,7 +10,7 @@ from collections.abc import Sequence
 from ..errors import ReconnectError
 
 # Each module exposes `register(subparsers)`; a command sets `func(args) -> int`.
-COMMAND_MODULES = ("index_cmds", "triage_cmds", "chat_cmds")
+COMMAND_MODULES = ("index_cmds", "triage_cmds", "chat_cmds", "feedback_cmds")
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -78,7 +78,8 @@ def cmd_ingest(args: argparse.Namespace) -> int:
             f"(model load {loaded:.1f} s)."
         )
     else:
-        print(f"Index is fresh: {state.chunks} chunks in {state.collection} ({state.mode}, {where}).")
+        print(f"Index is fresh: {state.chunks} chunks in {state.collection} "
+              f"({state.mode}, {where}).")
     return 0
 
 
@@ -152,7 +153,8 @@ def cmd_doctor(args: argparse.Namespace) -> int:
         ok = False
     report["llm"] = {
         "enabled": settings.llm_enabled,
-        "base_url": settings.openai_base_url or ("(OpenAI default)" if settings.llm_enabled else "-"),
+        "base_url": settings.openai_base_url
+        or ("(OpenAI default)" if settings.llm_enabled else "-"),
         "model": settings.llm_model,
     }
     report["ok"] = ok
