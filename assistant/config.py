@@ -84,6 +84,12 @@ class Settings(BaseSettings):
     locale: str = Field(default="US", validation_alias=_env("RECONNECT_LOCALE"))
     feedback_db: Path | None = Field(default=None, validation_alias=_env("RECONNECT_FEEDBACK_DB"))
 
+    # Triage (issue 3): the optional LLM second opinion may only raise a route
+    triage_llm: bool = Field(default=True, validation_alias=_env("RECONNECT_TRIAGE_LLM"))
+    triage_llm_timeout: float = Field(
+        default=4.0, gt=0, le=30, validation_alias=_env("RECONNECT_TRIAGE_LLM_TIMEOUT")
+    )
+
     @field_validator("locale")
     @classmethod
     def _upper_locale(cls, v: str) -> str:

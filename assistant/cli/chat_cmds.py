@@ -1,5 +1,170 @@
-"""Placeholder: commands are added here by their issue."""
+"""`assistant ask` and `assistant chat`: thin layers over Assistant."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any, TextIO
+
+from ..config import get_settings
+from ..errors import QueryError
+
+CHAT_HELP = """Commands: /sources  the passages behind the last reply
+          /reset    start a new conversation (forgets this one)
+          /quit     leave (or Ctrl-D)
+Nothing you type is saved."""
 
 
-def register(sub) -> None:  # noqa: ANN001
-    return None
+def register(sub: argparse._SubParsersAction) -> None:
+    p = sub.add_parser(
+        "ask",
+        help="answer one question from the article",
+        description="Triage the question, retrieve passages and answer with citations. Offline "
+        "by default; with OPENAI_API_KEY or OPENAI_BASE_URL set, an LLM writes the answer and "
+        "the offline reply stands in if it fails.",
+    )
+    p.add_argument("question", help="what's on your mind, in your own words")
+    p.add_argument("--json", action="store_true", help="print one JSON object (text, route, "
+                   "mode, citations, resources, notice, timings)")
+    _common(p)
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser(
+        "chat",
+        help="talk it through, turn by turn",
+        description="An interactive conversation; follow-ups use the earlier turns, which are "
+        "kept in memory only. " + CHAT_HELP.replace("\n", " "),
+    )
+    _common(p)
+    p.set_defaults(func=cmd_chat)
+
+
+def _common(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--locale", default=None, metavar="CC",
+                   help="country for helplines: US, UK, IE, CA, AU, NZ, IN (default: settings)")
+    p.add_argument("--offline", action="store_true",
+                   help="never call an LLM, even when one is configured")
+
+
+def build_assistant(args: argparse.Namespace) -> Any:
+    """Build the Assistant from settings (quietly: model logs are not for the person)."""
+    from ..assistant import Assistant
+    from .index_cmds import _quiet_model_logs
+
+    _quiet_model_logs()
+    settings = get_settings()
+    if getattr(args, "offline", False):
+        settings = settings.model_copy(update={"openai_api_key": None, "openai_base_url": None})
+    return Assistant.from_settings(settings)
+
+
+def print_extras(reply: Any, out: TextIO, *, sources: bool = True) -> None:
+    """After a reply: where it came from, the resources, and any notice."""
+    if sources and reply.citations:
+        seen = []
+        for c in reply.citations:
+            if c.section_id not in seen:
+                seen.append(c.section_id)
+        titles = {c.section_id: c.section_title for c in reply.citations}
+        print("\nFrom the article: " + "; ".join(titles[s] for s in seen), file=out)
+    if reply.resources:
+        print("", file=out)
+        for r in reply.resources:
+            print(f"  • {r.name}: {r.contact}", file=out)
+    notes = [n for n in (reply.notice, reply.verification) if n]
+    for n in notes:
+        print(f"\n({n})", file=out)
+
+
+def stream_reply(assistant: Any, message: str, history: list[dict], locale: str | None,
+                 out: TextIO) -> Any:
+    """Print the reply as it streams; if checking changed it, print the checked version."""
+    from ..assistant import Reply
+
+    streamed: list[str] = []
+    reply = None
+    for item in assistant.stream(message, history, locale=locale):
+        if isinstance(item, Reply):
+            reply = item
+        else:
+            streamed.append(item)
+            out.write(item)
+            out.flush()
+    out.write("\n")
+    if reply is not None and "".join(streamed).strip() != reply.text.strip():
+        print("\n— checked against the article, the answer is:\n", file=out)
+        print(reply.text, file=out)
+    return reply
+
+
+def cmd_ask(args: argparse.Namespace) -> int:
+    assistant = build_assistant(args)
+    if args.json:
+        reply = assistant.respond(args.question, None, locale=args.locale)
+        print(json.dumps(reply.to_dict(), ensure_ascii=False, indent=2))
+        return 0
+    reply = stream_reply(assistant, args.question, [], args.locale, sys.stdout)
+    print_extras(reply, sys.stdout)
+    return 0
+
+
+def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None,
+             out: TextIO | None = None) -> int:
+    stdin = stdin or sys.stdin
+    out = out or sys.stdout
+    interactive = stdin.isatty()
+    assistant = build_assistant(args)
+    mode = "with a language model" if assistant.llm is not None else "offline"
+    print(f"Reconnect ({mode}). Tell me what's going on between you and your partner.",
+          file=out)
+    print(CHAT_HELP, file=out)
+    history: list[dict] = []
+    last = None
+    while True:
+        if interactive:
+            out.write("\nyou> ")
+            out.flush()
+        line = stdin.readline()
+        if not line:  # Ctrl-D or end of piped input
+            print("", file=out)
+            return 0
+        message = line.strip()
+        if not message:
+            continue
+        command = message.lower()
+        if command in ("/quit", "/exit", "/q"):
+            return 0
+        if command in ("/help", "/?"):
+            print(CHAT_HELP, file=out)
+            continue
+        if command == "/reset":
+            history, last = [], None
+            print("(Started over: the earlier conversation is forgotten.)", file=out)
+            continue
+        if command == "/sources":
+            _print_sources(last, out)
+            continue
+        if message.startswith("/"):
+            print(f"Unknown command {message.split()[0]}. {CHAT_HELP}", file=out)
+            continue
+        out.write("\nreconnect> ")
+        try:
+            reply = stream_reply(assistant, message, history, args.locale, out)
+        except QueryError as exc:
+            print(f"error: {exc}", file=out)
+            continue
+        print_extras(reply, out, sources=False)
+        last = reply
+        history += [
+            {"role": "user", "content": message},
+            {"role": "assistant", "content": reply.text, "route": reply.route},
+        ]
+
+
+def _print_sources(reply: Any, out: TextIO) -> None:
+    if reply is None or not reply.citations:
+        print("(No passages behind the last reply.)", file=out)
+        return
+    for c in reply.citations:
+        print(f"\n{c.section_title} [{c.section_id}]\n  \"{c.quote}\"", file=out)

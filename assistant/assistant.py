@@ -1,0 +1,398 @@
+"""The Assistant: the one object the CLI, the Streamlit page and the evals talk to.
+
+One turn: clean the text -> embed it once -> triage (shares the embedding) -> a safety
+route is answered at once, never waiting on an LLM -> retrieve -> respond (offline, or
+the LLM with the offline reply as fallback) -> verify. History is kept by the caller.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from .config import Settings
+from .errors import LLMError
+from .respond import (
+    Citation,
+    Composed,
+    OfflineResponder,
+    SentenceBank,
+    load_replies,
+)
+from .text import clean_user_text
+from .verify import Verdict, Verifier
+
+SAFETY_ROUTES = ("crisis", "abuse", "off_topic")
+_SEVERITY = {"crisis": 2, "abuse": 1}
+# The offline responder looks a little wider than the LLM prompt: it quotes sentences,
+# and a sixth passage can hold the sentence that fits best.
+OFFLINE_K = 6
+STAGES = ("triage", "embed", "retrieve", "respond", "verify", "total")
+
+
+@dataclass
+class Reply:
+    """Everything a front end shows for one turn."""
+
+    text: str
+    route: str
+    mode: str = "offline"  # offline | llm | fallback
+    citations: list[Citation] = field(default_factory=list)
+    resources: list[Any] = field(default_factory=list)
+    notice: str | None = None
+    verification: str | None = None
+    sticky_route: str | None = None
+    confidence: float = 0.0
+    reasons: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    retrieved: list[str] = field(default_factory=list)  # sections the responder was given
+
+    def to_dict(self) -> dict[str, Any]:
+        """The `assistant ask --json` shape (DESIGN.md)."""
+        return {
+            "text": self.text,
+            "route": self.route,
+            "mode": self.mode,
+            "citations": [c.to_dict() for c in self.citations],
+            "resources": [_resource_dict(r) for r in self.resources],
+            "notice": self.notice,
+            "verification": self.verification,
+            "sticky_route": self.sticky_route,
+            "confidence": round(float(self.confidence), 4),
+            "reasons": list(self.reasons),
+            "timings": {k: round(v, 2) for k, v in self.timings.items()},
+            "retrieved": list(self.retrieved),
+        }
+
+
+def _resource_dict(r: Any) -> dict[str, Any]:
+    if hasattr(r, "to_dict"):
+        return r.to_dict()
+    return {"name": getattr(r, "name", str(r)), "contact": getattr(r, "contact", "")}
+
+
+def clean_history(history: Sequence[dict] | None) -> list[dict]:
+    """Well-formed turns only, cleaned like messages; anything else is skipped."""
+    out: list[dict] = []
+    for h in history or []:
+        if not isinstance(h, dict) or h.get("role") not in ("user", "assistant"):
+            continue
+        content = h.get("content")
+        if not isinstance(content, str):
+            continue
+        try:
+            text, _ = clean_user_text(content, 8000)
+        except Exception:  # noqa: BLE001 - an empty old turn is just skipped
+            continue
+        turn = {"role": h["role"], "content": text}
+        if isinstance(h.get("route"), str):
+            turn["route"] = h["route"]
+        out.append(turn)
+    return out
+
+
+def most_severe(*routes: str | None) -> str | None:
+    """The sticky route among several: crisis over abuse over nothing."""
+    best = None
+    for r in routes:
+        if r in _SEVERITY and (best is None or _SEVERITY[r] > _SEVERITY[best]):
+            best = r
+    return best
+
+
+class Assistant:
+    """Answers one message at a time; dependencies are passed in (tests) or built."""
+
+    def __init__(self, settings: Settings, *, retriever: Any, triage: Any, llm: Any = None,
+                 bank: SentenceBank | None = None) -> None:
+        self.settings = settings
+        self.retriever = retriever
+        self.triage = triage
+        self.llm = llm
+        self.embedder = retriever.embedder
+        self.bank = bank or SentenceBank(retriever.articles, self.embedder)
+        self.offline = OfflineResponder(self.bank)
+        self.offline.attach_embedder(self.embedder)
+        self.verifier = Verifier(self.bank, self.embedder)
+        self.replies = load_replies()
+        self._startup_notice: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, progress: bool = False) -> Assistant:
+        """Build the retriever, triage and (when configured) the LLM from settings."""
+        from .retrieval import build_retriever
+        from .triage import load_triage
+
+        retriever = build_retriever(settings, progress=progress)
+        triage = load_triage(settings, embedder=retriever.embedder)
+        llm = None
+        if settings.llm_enabled:
+            from .llm import LLMResponder
+
+            llm = LLMResponder(settings, retriever)
+        assistant = cls(settings, retriever=retriever, triage=triage, llm=llm)
+        if getattr(getattr(retriever, "state", None), "built", False):
+            # Said once, on the first reply, when start-up had to (re)build the index.
+            assistant._startup_notice = "The search index was rebuilt for the current article."
+        return assistant
+
+    # -- public API
+
+    def respond(self, message: str, history: list[dict] | None = None, *,
+                locale: str | None = None) -> Reply:
+        """Answer one message; the same as `stream()` without the pieces."""
+        reply = None
+        for item in self.stream(message, history, locale=locale):
+            if isinstance(item, Reply):
+                reply = item
+        assert reply is not None  # stream() always ends with the Reply
+        return reply
+
+    def stream(self, message: str, history: list[dict] | None = None, *,
+               locale: str | None = None) -> Iterator[str | Reply]:
+        """Yield text pieces as they are produced, then the Reply.
+
+        The Reply's text is the final word: after verification it can differ from what
+        was streamed (a sentence dropped, or the offline reply instead), and a front end
+        should show `reply.text` once the Reply arrives.
+        """
+        t0 = time.perf_counter()
+        timings = dict.fromkeys(STAGES, 0.0)
+        text, notice = clean_user_text(message, self.settings.max_query_chars)
+        hist = clean_history(history)
+        locale = (locale or self.settings.locale or "US").upper()
+        notices = [n for n in (self._take_startup_notice(), notice) if n]
+
+        t = time.perf_counter()
+        embedding = self.embedder.embed_query(text)
+        timings["embed"] = _ms(t)
+
+        t = time.perf_counter()
+        earlier = [h["content"] for h in hist if h["role"] == "user"]
+        result = self.triage.classify(text, earlier, embedding=embedding)
+        timings["triage"] = _ms(t)
+        route = result.route
+        sticky_before = most_severe(
+            getattr(result, "sticky_route", None), *(h.get("route") for h in hist)
+        )
+        sticky = most_severe(sticky_before, route)
+        base = {
+            "route": route,
+            "sticky_route": sticky,
+            "confidence": float(getattr(result, "confidence", 0.0)),
+            "reasons": list(getattr(result, "reasons", [])),
+        }
+
+        if route in SAFETY_ROUTES:
+            from .safety import safety_reply
+
+            t = time.perf_counter()
+            sr = safety_reply(route, locale, sticky=sticky_before,
+                              flags=tuple(getattr(result, "flags", ()) or ()))
+            timings["respond"] = _ms(t)
+            reply = Reply(sr.text, mode="offline", resources=list(sr.resources),
+                          notice=_one_line(notices), **base)
+            timings["first_text"] = _ms(t0)
+            yield reply.text
+            timings["total"] = _ms(t0)
+            reply.timings = timings
+            yield reply
+            return
+
+        from .safety import sticky_note, sticky_resources, therapy_resources
+
+        resources: list[Any] = []
+        if route == "therapy" and sticky_before != "abuse":
+            resources += therapy_resources(locale)
+        resources += sticky_resources(sticky_before, locale)
+        closing = sticky_note(sticky_before, locale)
+
+        use_llm = self.llm is not None and sticky_before != "abuse"
+        reply: Reply | None = None
+        if use_llm:
+            reply = yield from self._llm_turn(text, hist, route, embedding, locale, closing,
+                                              timings, t0)
+            if reply is not None:
+                reply.resources = resources
+                reply.notice = _one_line(notices + ([reply.notice] if reply.notice else []))
+                _set(reply, base)
+        if reply is None:
+            reply = self._offline_turn(text, hist, route, embedding, locale, sticky_before,
+                                       closing, timings)
+            reply.resources = resources
+            reply.notice = _one_line(notices)
+            _set(reply, base)
+            timings["first_text"] = _ms(t0)
+            yield reply.text
+        timings["total"] = _ms(t0)
+        reply.timings = timings
+        yield reply
+
+    # -- the two responders
+
+    def _take_startup_notice(self) -> str | None:
+        notice, self._startup_notice = self._startup_notice, None
+        return notice
+
+    def _offline_turn(self, text: str, hist: list[dict], route: str, embedding: Any,
+                      locale: str, sticky: str | None, closing: str,
+                      timings: dict[str, float]) -> Reply:
+        composed = self._compose(text, hist, route, embedding, locale, sticky, closing,
+                                 timings)
+        t = time.perf_counter()
+        bad = self.verifier.check_quotes([c.quote for c in composed.citations])
+        timings["verify"] += _ms(t)
+        verification = None
+        if bad:  # never expected: quotes are cut from the corpus; keep the reply honest
+            composed.citations = [c for c in composed.citations if c.quote not in bad]
+            verification = f"repaired: dropped {len(bad)} quotes not found in the article"
+        return Reply(composed.text, route=route, mode="offline",
+                     citations=composed.citations, verification=verification,
+                     retrieved=composed.retrieved)
+
+    def _compose(self, text: str, hist: list[dict], route: str, embedding: Any, locale: str,
+                 sticky: str | None, closing: str, timings: dict[str, float]) -> Composed:
+        from .safety import therapy_note
+
+        followup = self.bank.followup(text, hist)
+        t = time.perf_counter()
+        qvec = embedding if followup.query == text else self.embedder.embed_query(followup.query)
+        timings["embed"] += _ms(t)
+        t = time.perf_counter()
+        k = max(self.settings.top_k, OFFLINE_K)
+        passages = self.retriever.retrieve(followup.query, k=k, embedding=qvec)
+        timings["retrieve"] += _ms(t)
+        t = time.perf_counter()
+        allowed, opening = None, ""
+        if sticky == "abuse":
+            allowed = set(self.replies["sticky"]["abuse_sections"])
+            opening = self.replies["sticky"]["abuse"]
+            if route == "therapy":  # couples therapy is not advised where there is abuse
+                opening += "\n\n" + self.replies["sticky"]["abuse_therapy"]
+            route = "advice"
+        composed = self.offline.compose(
+            text, route=route, passages=passages, query_vec=qvec, followup=followup,
+            therapy_note=therapy_note(locale) if route == "therapy" else None,
+            allowed=allowed, opening=opening, closing=closing,
+        )
+        timings["respond"] += _ms(t)
+        return composed
+
+    def _llm_turn(self, text: str, hist: list[dict], route: str, embedding: Any, locale: str,
+                  closing: str, timings: dict[str, float],
+                  t0: float) -> Iterator[str | Reply]:
+        """Stream the LLM's answer; return its Reply, or a fallback Reply on any failure."""
+        from .llm import LLMTurn, MarkerStream, render_markers
+
+        turn = LLMTurn()
+        pins = [self.offline.therapy_section] if route == "therapy" and \
+            self.offline.therapy_section else []
+        markers: MarkerStream | None = None
+        streamed = False
+        t = time.perf_counter()
+        try:
+            for piece in self.llm.run(text, hist, route=route, embedding=embedding,
+                                      pin_sections=pins, turn=turn):
+                if markers is None:
+                    markers = MarkerStream(turn.passages)
+                out = markers.feed(piece)
+                if out:
+                    if not streamed:
+                        timings["first_text"] = _ms(t0)
+                        streamed = True
+                    yield out
+            if markers is not None:
+                tail = markers.flush()
+                if tail:
+                    yield tail
+        except LLMError as exc:
+            timings["respond"] += _ms(t) - turn.retrieve_ms
+            timings["retrieve"] += turn.retrieve_ms
+            reply = self._offline_turn(text, hist, route, embedding, locale, None, closing,
+                                       timings)
+            reply.mode = "fallback"
+            reply.notice = (f"The language model wasn't available ({exc}), so this is the "
+                            "offline answer from the article.")
+            timings["first_text"] = _ms(t0)
+            yield ("\n\n" if streamed else "") + reply.text
+            return reply
+        timings["retrieve"] += turn.retrieve_ms
+        timings["respond"] += _ms(t) - turn.retrieve_ms
+
+        t = time.perf_counter()
+        verdict = self.verifier.check(turn.answer, turn.passages, message=text)
+        timings["verify"] += _ms(t)
+        if verdict.action == "replace":
+            reply = self._offline_turn(text, hist, route, embedding, locale, None, closing,
+                                       timings)
+            reply.mode = "fallback"
+            reply.verification = verdict.summary()
+            reply.notice = ("The model's answer didn't hold up against the article, so this "
+                            "is the offline answer.")
+            return reply
+        rendered, cited = render_markers(verdict.text, turn.passages)
+        body = rendered.strip()
+        if closing:
+            body = f"{body}\n\n{closing}"
+        return Reply(body, route=route, mode="llm",
+                     citations=self._llm_citations(verdict, turn.passages, cited),
+                     verification=verdict.summary(),
+                     retrieved=list(dict.fromkeys(p.section_id for p in turn.passages)))
+
+    def _llm_citations(self, verdict: Verdict, passages: Sequence[Any],
+                       cited: list[int]) -> list[Citation]:
+        """A citation per passage the answer relies on, with verbatim words from it."""
+        import re
+
+        order = list(cited)
+        for c in verdict.checks:  # a supported sentence that forgot its [n] still counts
+            if c.ok and c.kind == "claim" and c.source and c.source not in order:
+                order.append(c.source)
+        out: list[Citation] = []
+        for n in order:
+            p = passages[n - 1]
+            quote = None
+            for c in verdict.checks:
+                if c.ok and n in c.cited:
+                    for m in re.finditer(r"[\"“]([^\"“”]{12,}?)[\"”]", c.text):
+                        exact = self.verifier.verbatim(m.group(1))
+                        if exact and exact in p.chunk.text:
+                            quote = exact
+                            break
+                if quote:
+                    break
+            if quote is None:
+                quote = self._best_sentence(p, verdict, n)
+            out.append(Citation(p.section_id, p.section_title, quote))
+        return out
+
+    def _best_sentence(self, passage: Any, verdict: Verdict, n: int) -> str:
+        """The passage sentence that best supports what the answer said with it."""
+        idx = set(self.bank.within(passage.chunk))
+        best = max(
+            (c for c in verdict.checks if c.ok and c.sentence in idx
+             and (n in c.cited or c.source == n)),
+            key=lambda c: c.support, default=None,
+        )
+        if best is not None and best.sentence is not None:
+            return self.bank.sentences[best.sentence].text
+        return self.bank.sentences[min(idx)].text if idx else passage.chunk.text
+
+
+def _set(reply: Reply, values: dict[str, Any]) -> None:
+    for k, v in values.items():
+        setattr(reply, k, v)
+
+
+def _ms(t: float) -> float:
+    return (time.perf_counter() - t) * 1000
+
+
+def _one_line(notices: Sequence[str | None]) -> str | None:
+    parts = [" ".join(n.split()) for n in notices if n]
+    return " ".join(parts) if parts else None
+
+
+__all__ = ["Assistant", "Citation", "Reply", "clean_history", "most_severe"]

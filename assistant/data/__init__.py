@@ -1,0 +1,1 @@
+"""Package data (resources, reply wording): a regular package so importlib.resources finds it."""

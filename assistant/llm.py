@@ -1,0 +1,293 @@
+"""The LLM responder: an LCEL chain over any OpenAI-compatible endpoint.
+
+condense the follow-up (with history) -> hybrid retrieval -> numbered passages prompt
+-> streamed answer citing [n] -> [n] mapped back to section ids. Any failure of the
+endpoint becomes an LLMError with one line saying what happened; callers fall back.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import time
+import tomllib
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Any
+
+from .config import Settings
+from .errors import LLMError, ReconnectError
+from .respond import section_label, short_title
+
+# Earlier turns sent to the model, and how much of each: enough for "the second one"
+# or "and if he says no?", small enough to stay well inside any model's context.
+HISTORY_MESSAGES = 6
+HISTORY_CHARS = 1500
+
+_MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+
+
+@cache
+def load_prompts() -> dict[str, Any]:
+    """Read the prompts shipped with the package."""
+    with resources.files("assistant").joinpath("data/prompts.toml").open("rb") as f:
+        return tomllib.load(f)
+
+
+def make_chat_model(settings: Settings) -> Any:
+    """ChatOpenAI for the configured endpoint: streaming, with timeouts and retries."""
+    from langchain_openai import ChatOpenAI
+
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
+    # Local servers (Ollama, llama.cpp, vLLM) take any key; the client insists on one.
+    return ChatOpenAI(
+        model=settings.llm_model,
+        api_key=key or "not-needed",
+        base_url=settings.openai_base_url,
+        timeout=settings.llm_timeout,
+        max_retries=settings.llm_max_retries,  # the client's own backoff, on 429/5xx/drops
+        temperature=settings.llm_temperature,
+        streaming=True,
+    )
+
+
+def describe_failure(exc: BaseException, *, started: bool = False) -> str:
+    """One line on what went wrong with the endpoint: no key, no response body."""
+    import openai
+
+    if isinstance(exc, LLMError):
+        return str(exc)
+    if isinstance(exc, openai.AuthenticationError):
+        return "the endpoint refused the API key (401)"
+    if isinstance(exc, openai.PermissionDeniedError):
+        return "the endpoint refused access (403)"
+    if isinstance(exc, openai.RateLimitError):
+        return "the endpoint kept rate-limiting requests (429), even after retries"
+    if isinstance(exc, openai.NotFoundError):
+        return "the model or endpoint was not found (404)"
+    if isinstance(exc, openai.BadRequestError):
+        body = exc.body if isinstance(exc.body, dict) else {}
+        code = str(body.get("code") or (body.get("error") or {}).get("code") or "")
+        if "context" in code or "context length" in str(exc.message).lower():
+            return "the conversation was too long for the model's context"
+        return "the endpoint rejected the request (400)"
+    if isinstance(exc, openai.APIStatusError):
+        return f"the endpoint had a server error ({exc.status_code})"
+    if isinstance(exc, openai.APITimeoutError):
+        return "the endpoint timed out"
+    if isinstance(exc, openai.APIConnectionError):
+        return "the answer stream broke off" if started else "couldn't connect to the endpoint"
+    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
+        return "the endpoint sent a reply that could not be read"
+    if isinstance(exc, ValueError) and "generation" in str(exc).lower():
+        return "the endpoint returned an empty answer"
+    return f"the endpoint failed ({type(exc).__name__})"
+
+
+def format_passages(passages: Sequence[Any]) -> str:
+    """Numbered passages for the prompt, one line each: [n] (label: title) text."""
+    lines = []
+    for n, p in enumerate(passages, 1):
+        text = " ".join(p.chunk.text.split())
+        label = f"{section_label(p.section_id)}: {short_title(p.section_title)}"
+        lines.append(f"[{n}] ({label}) {text}")
+    return "\n".join(lines)
+
+
+def history_messages(history: Sequence[dict]) -> list[Any]:
+    """The last turns as chat messages, each cut to a sane length."""
+    from langchain_core.messages import AIMessage, HumanMessage
+
+    out = []
+    for h in list(history)[-HISTORY_MESSAGES:]:
+        content = str(h.get("content", ""))[:HISTORY_CHARS]
+        out.append(HumanMessage(content) if h.get("role") == "user" else AIMessage(content))
+    return out
+
+
+def history_text(history: Sequence[dict]) -> str:
+    return "\n".join(
+        f"{'Person' if h.get('role') == 'user' else 'Assistant'}: "
+        f"{' '.join(str(h.get('content', ''))[:HISTORY_CHARS].split())}"
+        for h in list(history)[-HISTORY_MESSAGES:]
+    )
+
+
+def render_markers(text: str, passages: Sequence[Any]) -> tuple[str, list[int]]:
+    """Replace [n] with the section's label, '*(tip 4)*'; unknown numbers are removed."""
+    cited: list[int] = []
+
+    def sub(m: re.Match) -> str:
+        labels = []
+        for n in re.split(r"\s*[,;]\s*", m.group(1)):
+            i = int(n)
+            if 1 <= i <= len(passages):
+                if i not in cited:
+                    cited.append(i)
+                label = section_label(passages[i - 1].section_id)
+                if label not in labels:
+                    labels.append(label)
+        return f" *({', '.join(labels)})*" if labels else ""
+
+    return _MARKER.sub(sub, text), cited
+
+
+class MarkerStream:
+    """Rewrite [n] markers as they stream, holding back only an unfinished '[...'."""
+
+    def __init__(self, passages: Sequence[Any]) -> None:
+        self.passages = passages
+        self._pending = ""
+
+    def feed(self, piece: str) -> str:
+        text = self._pending + piece
+        cut = text.rfind("[")
+        if cut >= 0 and "]" not in text[cut:] and len(text) - cut <= 12:
+            self._pending, text = text[cut:], text[:cut]
+        else:
+            self._pending = ""
+        # Hold trailing white space until we know whether a marker follows ("gently [1]").
+        stripped = text.rstrip()
+        if stripped != text:
+            self._pending = text[len(stripped):] + self._pending
+            text = stripped
+        return render_markers(text, self.passages)[0]
+
+    def flush(self) -> str:
+        out, self._pending = render_markers(self._pending, self.passages)[0], ""
+        return out
+
+
+@dataclass
+class LLMTurn:
+    """What one LLM turn produced (filled in as the stream runs)."""
+
+    question: str = ""
+    passages: list[Any] = field(default_factory=list)
+    answer: str = ""  # raw, with [n] markers
+    started: float = 0.0
+    first_token: float | None = None
+    retrieve_ms: float = 0.0
+    condensed: bool = False
+
+
+class LLMResponder:
+    """The LCEL chain, built once; `run()` streams one turn and fills an LLMTurn."""
+
+    def __init__(self, settings: Settings, retriever: Any, *, model: Any = None,
+                 prompts: dict[str, Any] | None = None) -> None:
+        from langchain_core.output_parsers import StrOutputParser
+        from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
+        from langchain_core.runnables import RunnableBranch, RunnableLambda, RunnablePassthrough
+
+        self.settings = settings
+        self.retriever = retriever
+        self.model = model or make_chat_model(settings)
+        self.prompts = prompts or load_prompts()
+        p = self.prompts
+        condense_prompt = ChatPromptTemplate.from_messages(
+            [("system", p["condense"]["system"]), ("human", p["condense"]["human"])]
+        )
+        answer_prompt = ChatPromptTemplate.from_messages(
+            [("system", p["answer"]["system"]), MessagesPlaceholder("history"),
+             ("human", "{message}")]
+        )
+        condense = condense_prompt | self.model | StrOutputParser()
+        titles = {a.slug: a.title for a in getattr(retriever, "articles", [])}
+        self._article_title = next(iter(titles.values()), "the article")
+        self.chain = (
+            RunnablePassthrough.assign(
+                question=RunnableBranch(
+                    (lambda x: bool(x["history"]), condense),
+                    RunnableLambda(lambda x: x["message"]),
+                )
+            )
+            | RunnablePassthrough.assign(passages=RunnableLambda(self._retrieve))
+            | RunnablePassthrough.assign(
+                answer=RunnableLambda(self._answer_inputs) | answer_prompt | self.model
+                | StrOutputParser()
+            )
+        )
+
+    def _retrieve(self, x: dict) -> list[Any]:
+        t = time.perf_counter()
+        question = " ".join(str(x["question"]).split()) or x["message"]
+        emb = x["embedding"] if question == x["message"] else None
+        passages = list(self.retriever.retrieve(question, embedding=emb))
+        for sid in x.get("pin_sections", ()):
+            if not any(p.section_id == sid for p in passages):
+                passages.append(self._section_passage(sid, x))
+        x["_turn"].retrieve_ms = (time.perf_counter() - t) * 1000
+        return passages
+
+    def _section_passage(self, section_id: str, x: dict) -> Any:
+        from .retrieval import Passage
+
+        chunks = [c for c in self.retriever.chunks if c.section_id == section_id]
+        return Passage(chunks[0], 0.0)
+
+    def _answer_inputs(self, x: dict) -> dict:
+        passages = x["passages"]
+        note = ""
+        if x.get("route") == "therapy":
+            n = next((i for i, p in enumerate(passages, 1)
+                      if p.section_id in x.get("pin_sections", ())), None)
+            if n:
+                note = self.prompts["answer"]["therapy_note"].format(therapy_n=n)
+        return {
+            "article_title": self._article_title,
+            "route_note": note,
+            "passages": format_passages(passages),
+            "history": x["history"],
+            "message": x["message"],
+        }
+
+    def run(self, message: str, history: Sequence[dict], *, route: str,
+            embedding: Sequence[float] | None = None,
+            pin_sections: Sequence[str] = (), turn: LLMTurn | None = None) -> Iterator[str]:
+        """Stream the answer's raw text pieces; `turn` holds passages and timings."""
+        turn = turn or LLMTurn()
+        turn.started = time.perf_counter()
+        inputs = {
+            "message": message,
+            "history": history_messages(history),
+            "history_text": history_text(history),
+            "embedding": embedding,
+            "route": route,
+            "pin_sections": tuple(pin_sections),
+            "_turn": turn,
+        }
+        turn.condensed = bool(history)
+        try:
+            for chunk in self.chain.stream(inputs):
+                if "question" in chunk and isinstance(chunk["question"], str):
+                    turn.question += chunk["question"]
+                if "passages" in chunk:
+                    turn.passages = list(chunk["passages"])
+                piece = chunk.get("answer")
+                if piece:
+                    if turn.first_token is None:
+                        turn.first_token = time.perf_counter()
+                    turn.answer += piece
+                    yield piece
+        except ReconnectError:
+            raise
+        except Exception as exc:  # noqa: BLE001 - every endpoint failure becomes a fallback
+            raise LLMError(describe_failure(exc, started=turn.first_token is not None)) from exc
+        if not turn.answer.strip():
+            raise LLMError("the endpoint returned an empty answer")
+
+
+__all__ = [
+    "LLMResponder",
+    "LLMTurn",
+    "MarkerStream",
+    "describe_failure",
+    "format_passages",
+    "history_messages",
+    "load_prompts",
+    "make_chat_model",
+    "render_markers",
+]

@@ -1,0 +1,318 @@
+"""Answer quality: `python -m evals answers [--mode offline|llm|both] [--json]`.
+
+Offline mode runs the real Assistant (real index, real triage) over
+evals/data/answers.jsonl (single questions) and answers_conversations.jsonl (follow-ups
+that only make sense with history). LLM mode runs the same Assistant against the test
+server (tests/fake_openai.py, a real OpenAI-compatible HTTP server on loopback) whose
+"model" quotes the passages it was given and plants one unsupported sentence from
+answers_planted.jsonl in every answer; it also replays every endpoint failure.
+
+Metrics, per mode: share of advice/therapy answers with at least one citation; share of
+citations whose section was retrieved; share of quotes verbatim in the corpus; share
+citing an accepted section; follow-ups resolved; not-covered questions told so; safety
+replies without article tips; identical output on repeat (offline); planted sentences
+removed and failure modes that fell back (LLM).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from itertools import cycle
+from typing import Any
+
+from evals.common import DATA, quiet_model_logs, read_jsonl, table, write_results
+
+TIP_PHRASES = ("*(tip", "Begin with yourself", "Be loving in little ways", "Spend quality time",
+               "couples therapy can be a remarkable step", "Don’t wait for your spouse")
+NOT_COVERED = ("doesn't cover", "doesn't speak to")
+TARGETS = {  # offline targets from issue 4; LLM targets on planted sentences and failures
+    "cited": 1.0, "verbatim": 1.0, "accepted": 0.9, "repeat": 1.0,
+    "planted_caught": 1.0, "failures_fell_back": 1.0,
+}
+
+
+def build(mode: str, server: Any = None) -> Any:
+    from assistant.assistant import Assistant
+    from assistant.config import Settings
+
+    overrides: dict[str, Any] = {}
+    if mode == "llm":
+        overrides = {"openai_base_url": server.base_url, "openai_api_key": "sk-eval",
+                     "llm_model": "fake-model", "llm_timeout": 2.0, "llm_max_retries": 1}
+    else:
+        overrides = {"openai_base_url": None, "openai_api_key": None}
+    return Assistant.from_settings(Settings(**overrides))
+
+
+def _share(hits: Sequence[bool]) -> float | None:
+    return round(sum(hits) / len(hits), 4) if hits else None
+
+
+def score_reply(reply: Any, row: dict, articles: Any, acc: dict[str, list]) -> dict:
+    """Record one reply's facts into the accumulators; return them for the results file."""
+    from assistant.corpus import find_verbatim
+
+    expected = row.get("route")
+    cited = [c.section_id for c in reply.citations]
+    facts: dict[str, Any] = {"id": row.get("id"), "route": reply.route, "mode": reply.mode,
+                             "cited": cited, "retrieved": reply.retrieved}
+    if expected in ("crisis", "abuse", "off_topic"):
+        ok = reply.route == expected and not any(p in reply.text for p in TIP_PHRASES)
+        acc["safety_clean"].append(not any(p in reply.text for p in TIP_PHRASES))
+        acc["safety_route"].append(reply.route == expected)
+        facts["ok"] = ok
+        return facts
+    if row.get("covered", True) is False:
+        told = any(s in reply.text for s in NOT_COVERED)
+        acc["not_covered_told"].append(told)
+        facts["ok"] = told
+    else:
+        acc["cited"].append(bool(cited))
+        accepted = row.get("accept")
+        if accepted:
+            acc["accepted"].append(any(s in accepted for s in cited))
+        facts["ok"] = bool(cited) and (not accepted or any(s in accepted for s in cited))
+    for c in reply.citations:
+        acc["in_retrieved"].append(c.section_id in reply.retrieved)
+        acc["verbatim"].append(find_verbatim(c.quote, articles) is not None)
+    return facts
+
+
+def run_questions(assistant: Any, rows: list[dict], acc: dict[str, list],
+                  repeat: bool) -> list[dict]:
+    out = []
+    for row in rows:
+        reply = assistant.respond(row["question"])
+        facts = score_reply(reply, row, assistant.retriever.articles, acc)
+        if repeat:
+            again = assistant.respond(row["question"])
+            acc["repeat"].append(again.text == reply.text and again.citations == reply.citations)
+        out.append(facts)
+    return out
+
+
+def run_conversations(assistant: Any, convs: list[dict], acc: dict[str, list]) -> list[dict]:
+    out = []
+    for conv in convs:
+        history: list[dict] = []
+        prev = None
+        for i, turn in enumerate(conv["turns"]):
+            reply = assistant.respond(turn["user"], history)
+            row = {"id": f"{conv['id']}.{i}", "accept": turn.get("accept")}
+            facts = score_reply(reply, row, assistant.retriever.articles, acc)
+            expect = turn.get("expect")
+            if expect:
+                target = _expected_section(expect, prev)
+                hit = bool(reply.citations) and reply.citations[0].section_id == target
+                acc["accepted"].append(hit)
+                facts["ok"] = hit
+                facts["expected"] = target
+            if i > 0:
+                acc["followups"].append(bool(facts.get("ok")))
+            out.append(facts)
+            history += [{"role": "user", "content": turn["user"]},
+                        {"role": "assistant", "content": reply.text, "route": reply.route}]
+            prev = reply
+    return out
+
+
+def _expected_section(expect: str, prev: Any) -> str | None:
+    kind, _, what = expect.partition(":")
+    if kind == "section":
+        return what
+    tips = []
+    for c in prev.citations if prev else []:
+        if c.section_id != "intro" and c.section_id not in tips:
+            tips.append(c.section_id)
+    if not tips:
+        return None
+    return tips[-1] if what == "last" else tips[int(what) - 1] if int(what) <= len(tips) else None
+
+
+def summarize(acc: dict[str, list]) -> dict[str, float | None]:
+    return {k: _share(v) for k, v in acc.items()}
+
+
+def new_acc() -> dict[str, list]:
+    keys = ("cited", "in_retrieved", "verbatim", "accepted", "followups", "not_covered_told",
+            "safety_route", "safety_clean", "repeat", "planted_caught", "failures_fell_back")
+    return {k: [] for k in keys}
+
+
+def run_offline(rows: list[dict], convs: list[dict]) -> dict:
+    assistant = build("offline")
+    acc = new_acc()
+    details = run_questions(assistant, rows, acc, repeat=True)
+    details += run_conversations(assistant, convs, acc)
+    return {"metrics": summarize(acc), "details": details}
+
+
+def run_llm(rows: list[dict], convs: list[dict], planted: list[dict]) -> dict:
+    from assistant.assistant import Reply
+    from tests.fake_openai import (
+        BrokenStream,
+        ContextTooLong,
+        EmptyReply,
+        FakeOpenAI,
+        Garbage,
+        Hang,
+        Status,
+        grounded_answer,
+    )
+    from tests.fake_openai import Reply as Say
+
+    acc = new_acc()
+    details: list[dict] = []
+    plants = cycle(p["text"] for p in planted)
+    with FakeOpenAI() as server:
+        assistant = build("llm", server)
+        current: dict[str, str] = {}
+
+        def model(body: dict) -> Any:
+            msgs = body.get("messages", [])
+            if msgs and "standalone question" in str(msgs[-1].get("content", "")).lower():
+                # The condense step: answer with the follow-up itself plus earlier context.
+                return Say(str(msgs[-1]["content"]).split("Follow-up message:")[-1]
+                           .split("Standalone question:")[0].strip())
+            return Say(grounded_answer(body, plant=current["plant"]))
+
+        server.default = model
+        for row in rows:
+            current["plant"] = next(plants)
+            reply = assistant.respond(row["question"])
+            facts = score_reply(reply, row, assistant.retriever.articles, acc)
+            if reply.mode == "llm" or reply.verification:
+                acc["planted_caught"].append(current["plant"] not in reply.text)
+            details.append(facts)
+        current["plant"] = next(plants)
+        details += run_conversations(assistant, convs, acc)
+
+        failures = {
+            "401": [Status(401)], "429": [Status(429)] * 2, "500": [Status(500)] * 2,
+            "hang": [Hang(10)] * 2, "garbage": [Garbage()] * 2, "empty": [EmptyReply()] * 2,
+            "broken": [BrokenStream()] * 2, "context": [ContextTooLong()],
+        }
+        for name, script in failures.items():
+            server.enqueue(*script)
+            items = list(assistant.stream("we barely talk anymore, it feels like roommates"))
+            reply = items[-1]
+            ok = (isinstance(reply, Reply) and reply.mode == "fallback" and bool(reply.notice)
+                  and bool(reply.citations))
+            acc["failures_fell_back"].append(ok)
+            details.append({"id": f"failure:{name}", "mode": reply.mode, "ok": ok,
+                            "notice": reply.notice})
+            server.reset()
+            server.default = model
+        down = build("llm", _Closed())
+        reply = down.respond("we barely talk anymore, it feels like roommates")
+        acc["failures_fell_back"].append(reply.mode == "fallback")
+        details.append({"id": "failure:connection refused", "mode": reply.mode,
+                        "ok": reply.mode == "fallback", "notice": reply.notice})
+    return {"metrics": summarize(acc), "details": details}
+
+
+class _Closed:
+    """A base URL where nothing listens."""
+
+    def __init__(self) -> None:
+        import socket
+
+        with socket.socket() as s:
+            s.bind(("127.0.0.1", 0))
+            self.base_url = f"http://127.0.0.1:{s.getsockname()[1]}/v1"
+
+
+def calibration() -> dict:
+    """The support rule on the verification calibration set (see assistant/verify.py)."""
+    from assistant.config import Settings
+    from assistant.corpus import load_corpus
+    from assistant.index import load_embedder
+    from assistant.respond import SentenceBank
+    from assistant.retrieval import Passage
+    from assistant.verify import Verifier
+
+    settings = Settings()
+    embedder = load_embedder(settings)
+    articles = load_corpus(settings.corpus_dir)
+    bank = SentenceBank(articles, embedder)
+    verifier = Verifier(bank, embedder)
+    from assistant.corpus import chunk_corpus
+
+    chunks = chunk_corpus(articles, settings.chunk_tokens, settings.chunk_overlap_sentences)
+    rows = read_jsonl(DATA / "verify_calibration.jsonl")
+    kept = caught = 0
+    sup = [r for r in rows if r["supported"]]
+    for r in rows:
+        ps = [Passage(c, 1.0) for c in chunks if c.section_id == r["section"]]
+        ok = verifier.check(r["text"] + " [1]", ps).checks[0].ok
+        kept += ok and r["supported"]
+        caught += (not ok) and not r["supported"]
+    return {"paraphrases_kept": f"{kept}/{len(sup)}",
+            "unsupported_caught": f"{caught}/{len(rows) - len(sup)}"}
+
+
+LABELS = {
+    "cited": "advice/therapy answers with ≥1 citation",
+    "in_retrieved": "citations whose section was retrieved",
+    "verbatim": "quotes verbatim in corpus",
+    "accepted": "answers citing an accepted section",
+    "followups": "follow-up turns answered from the right section",
+    "not_covered_told": "uncovered questions told so",
+    "safety_route": "safety questions routed as expected",
+    "safety_clean": "safety replies without article tips",
+    "repeat": "identical output on repeat",
+    "planted_caught": "planted unsupported sentences removed",
+    "failures_fell_back": "endpoint failures that fell back",
+}
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m evals answers")
+    parser.add_argument("--mode", choices=("offline", "llm", "both"), default="both")
+    parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    args = parser.parse_args(argv)
+    quiet_model_logs()
+    rows = read_jsonl(DATA / "answers.jsonl")
+    convs = read_jsonl(DATA / "answers_conversations.jsonl")
+    planted = read_jsonl(DATA / "answers_planted.jsonl")
+    results: dict[str, Any] = {"questions": len(rows), "conversations": len(convs)}
+    if args.mode in ("offline", "both"):
+        results["offline"] = run_offline(rows, convs)
+    if args.mode in ("llm", "both"):
+        results["llm"] = run_llm(rows, convs, planted)
+    results["verification_calibration"] = calibration()
+    path = write_results("answers", results)
+    if args.json:
+        print(json.dumps({k: v for k, v in results.items()}, indent=2, ensure_ascii=False))
+        return 0
+    modes = [m for m in ("offline", "llm") if m in results]
+    print(f"{len(rows)} questions, {len(convs)} conversations\n")
+    body = []
+    for key, label in LABELS.items():
+        vals = [results[m]["metrics"].get(key) for m in modes]
+        if all(v is None for v in vals):
+            continue
+        target = TARGETS.get(key)
+        body.append([label, *("-" if v is None else f"{v:.1%}" for v in vals),
+                     "" if target is None else f"≥ {target:.0%}"])
+    print(table(["metric", *modes, "target"], body))
+    cal = results["verification_calibration"]
+    print(f"\nverification calibration: paraphrases kept {cal['paraphrases_kept']}, "
+          f"unsupported caught {cal['unsupported_caught']}")
+    misses = [d for m in modes for d in results[m]["details"] if d.get("ok") is False]
+    if misses:
+        print("\nmisses:")
+        for d in misses[:30]:
+            print(f"  {d.get('id')}: route={d.get('route')} cited={d.get('cited')} "
+                  f"expected={d.get('expected', '')}")
+    print(f"\nresults: {path}")
+    failed = [k for k, t in TARGETS.items() for m in modes
+              if results[m]["metrics"].get(k) is not None and results[m]["metrics"][k] < t]
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main(sys.argv[1:]))

@@ -1,0 +1,221 @@
+"""The LLM path end to end against a real OpenAI-compatible HTTP server on loopback.
+
+The real `openai` client and langchain-openai do the talking (retries, timeouts, SSE);
+the server is scripted per test. Every failure must give the offline reply, one notice
+line, and never a traceback or the API key.
+"""
+
+from __future__ import annotations
+
+import socket
+import time
+
+import pytest
+
+from assistant.assistant import Reply
+from assistant.llm import MarkerStream, render_markers
+from assistant.respond import short_title
+from tests.answer_helpers import (  # noqa: F401 - fixtures
+    CORPUS_TEXT,
+    SECRET_KEY,
+    TIP_PHRASES,
+    fake_openai_fixture,
+    llm_assistant_fixture,
+    make_llm_assistant,
+    offline_assistant_fixture,
+)
+from tests.fake_openai import (
+    BrokenStream,
+    ContextTooLong,
+    EmptyReply,
+    Garbage,
+    Hang,
+    Status,
+    grounded_answer,
+)
+from tests.fake_openai import Reply as Say
+
+pytestmark = pytest.mark.server
+
+QUESTION = "we barely talk anymore, it feels like we're roommates"
+
+
+def run(assistant, message=QUESTION, history=None) -> tuple[list[str], Reply, list[float]]:
+    pieces, stamps, reply = [], [], None
+    for item in assistant.stream(message, history):
+        if isinstance(item, Reply):
+            reply = item
+        else:
+            pieces.append(item)
+            stamps.append(time.perf_counter())
+    assert reply is not None
+    return pieces, reply, stamps
+
+
+def test_streams_a_grounded_answer_with_citations_mapped_to_sections(llm_assistant, fake_openai):
+    fake_openai.default = lambda body: Say(grounded_answer(body), token_delay=0.002)
+    pieces, reply, _ = run(llm_assistant)
+    assert reply.mode == "llm" and reply.route == "advice"
+    assert len(pieces) > 5  # streamed word by word, not in one block
+    assert reply.verification is None and reply.notice is None
+    # [n] became the section's label, and each citation is a section that was in the prompt.
+    assert "[1]" not in reply.text and "*(" in reply.text
+    prompt = fake_openai.requests[-1].body["messages"][0]["content"]
+    assert reply.citations
+    for c in reply.citations:
+        assert short_title(c.section_title) in prompt
+        assert c.quote in CORPUS_TEXT
+    # The request: rules and numbered passages in the system message, the person's words
+    # alone in the last message, the key sent as a bearer token.
+    msgs = fake_openai.requests[-1].body["messages"]
+    assert "only from the numbered passages" in msgs[0]["content"]
+    assert "[1] (" in msgs[0]["content"]
+    assert msgs[-1] == {"role": "user", "content": QUESTION}
+    assert fake_openai.requests[-1].headers["authorization"] == f"Bearer {SECRET_KEY}"
+    assert fake_openai.requests[-1].stream
+
+
+def test_first_text_arrives_while_the_server_is_still_streaming(llm_assistant, fake_openai):
+    fake_openai.default = lambda body: Say(grounded_answer(body), first_token_delay=0.05,
+                                           token_delay=0.02)
+    _, reply, stamps = run(llm_assistant)
+    seen = fake_openai.requests[-1]
+    assert stamps[0] < seen.finished - 0.2  # long before the last token was sent
+    assert stamps[0] - seen.first_token < 0.1  # within 100 ms of the endpoint's first token
+
+
+def test_follow_up_is_condensed_with_history_then_answered(llm_assistant, fake_openai):
+    history = [
+        {"role": "user", "content": "I want to tell him I feel far apart from him lately"},
+        {"role": "assistant", "content": "That takes courage. *(tip 4)*", "route": "advice"},
+    ]
+    fake_openai.enqueue(Say("How do I tell my partner I feel far apart if he says no?"))
+    fake_openai.default = lambda body: Say(grounded_answer(body))
+    _, reply, _ = run(llm_assistant, "and if he says no?", history)
+    assert reply.mode == "llm"
+    condense, answer = fake_openai.requests
+    condense_text = " ".join(m["content"] for m in condense.body["messages"])
+    assert "far apart from him lately" in condense_text and "and if he says no?" in condense_text
+    roles = [m["role"] for m in answer.body["messages"]]
+    assert roles == ["system", "user", "assistant", "user"]  # history, then the new message
+
+
+def test_rate_limit_is_retried_with_backoff_then_succeeds(llm_assistant, fake_openai):
+    fake_openai.enqueue(Status(429, retry_after_ms=20))
+    fake_openai.default = lambda body: Say(grounded_answer(body))
+    _, reply, _ = run(llm_assistant)
+    assert reply.mode == "llm"
+    assert [r.action for r in fake_openai.requests] == ["Status", "Reply"]
+
+
+FAILURES = {
+    "401": (lambda: [Status(401, "Incorrect API key provided: sk-te***4f9a")], "401"),
+    "429 every time": (lambda: [Status(429)] * 3, "429"),
+    "500": (lambda: [Status(500)] * 3, "500"),
+    "503": (lambda: [Status(503)] * 3, "503"),
+    "hang": (lambda: [Hang(5)] * 3, "timed out"),
+    "garbage stream": (lambda: [Garbage()] * 3, "could not be read"),
+    "empty stream": (lambda: [EmptyReply()] * 3, "empty"),
+    "broken stream": (lambda: [BrokenStream()] * 3, "broke off"),
+    "context too long": (lambda: [ContextTooLong()], "too long"),
+}
+
+
+@pytest.mark.parametrize("name", list(FAILURES))
+def test_every_endpoint_failure_gives_the_offline_reply_and_one_notice(
+    name, llm_assistant, offline_assistant, fake_openai
+):
+    script, reason = FAILURES[name]
+    fake_openai.enqueue(*script())
+    t = time.perf_counter()
+    pieces, reply, _ = run(llm_assistant)
+    elapsed = time.perf_counter() - t
+    offline = offline_assistant.respond(QUESTION)
+    assert reply.mode == "fallback"
+    assert reply.text == offline.text  # the grounded offline reply, word for word
+    assert reply.citations == offline.citations
+    assert reply.notice and "\n" not in reply.notice and reason in reply.notice
+    assert "offline answer" in reply.notice
+    everything = "".join(pieces) + repr(reply.to_dict())
+    assert SECRET_KEY not in everything and "4f9a" not in everything
+    assert "Traceback" not in everything
+    assert elapsed < 8  # timeout 1 s, two retries with backoff
+
+
+def test_retries_are_bounded(llm_assistant, fake_openai):
+    fake_openai.default = Status(500)
+    _, reply, _ = run(llm_assistant)
+    assert reply.mode == "fallback"
+    assert len(fake_openai.requests) == 3  # the first try and llm_max_retries=2
+
+
+def test_connection_refused_falls_back(offline_assistant, retriever):
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]  # closed when the block ends: nothing listens there
+    a = make_llm_assistant(f"http://127.0.0.1:{port}/v1", offline_assistant, retriever,
+                           llm_max_retries=0)
+    _, reply, _ = run(a)
+    assert reply.mode == "fallback"
+    assert "couldn't connect" in reply.notice
+
+
+def test_crisis_never_waits_on_the_llm(llm_assistant, fake_openai):
+    fake_openai.default = Hang(30)
+    t = time.perf_counter()
+    _, reply, _ = run(llm_assistant, "I want to end my life, nothing matters anymore")
+    assert time.perf_counter() - t < 1
+    assert reply.route == "crisis" and fake_openai.requests == []
+    assert "988" in reply.text
+    assert not any(p in reply.text for p in TIP_PHRASES)
+
+
+def test_planted_unsupported_sentence_is_removed_and_reply_says_so(llm_assistant, fake_openai):
+    planted = "Studies show that couples who argue less than once a month are twice as likely " \
+              "to stay together."
+    fake_openai.default = lambda body: Say(grounded_answer(body, plant=planted))
+    pieces, reply, _ = run(llm_assistant)
+    assert "argue less than once a month" in "".join(pieces)  # it was streamed...
+    assert "argue less than once a month" not in reply.text  # ...and removed after checking
+    assert reply.mode == "llm"
+    assert reply.verification == "repaired: dropped 1 unsupported sentence"
+
+
+def test_an_answer_citing_passages_that_do_not_exist_is_replaced(
+    llm_assistant, offline_assistant, fake_openai
+):
+    fake_openai.default = Say("Couples should schedule a monthly budget meeting [9]. "
+                              "Sharing passwords builds trust [8].")
+    _, reply, _ = run(llm_assistant)
+    assert reply.mode == "fallback"
+    assert reply.verification == "replaced by the offline reply"
+    assert reply.text == offline_assistant.respond(QUESTION).text
+    assert "budget" not in reply.text
+
+
+def test_abuse_disclosed_earlier_keeps_the_llm_out(llm_assistant, fake_openai):
+    history = [
+        {"role": "user", "content": "he hit me last night and says it's my fault for nagging"},
+        {"role": "assistant", "content": "(abuse reply)", "route": "abuse"},
+    ]
+    fake_openai.default = lambda body: Say(grounded_answer(body))
+    _, reply, _ = run(llm_assistant, "how can I make him feel loved again?", history)
+    assert fake_openai.requests == []
+    assert reply.sticky_route == "abuse" and reply.mode == "offline"
+    assert "1-800-799-7233" in reply.text
+    assert not any(p in reply.text for p in ("Begin with yourself", "Be loving in little ways",
+                                             "couples therapy can be"))
+
+
+def test_markers_are_rewritten_even_when_split_across_pieces(retriever):
+    from assistant.retrieval import Passage
+
+    passages = [Passage(c, 1.0) for c in retriever.chunks if c.section_id in ("tip-4", "tip-3")]
+    passages = [next(p for p in passages if p.section_id == "tip-4"),
+                next(p for p in passages if p.section_id == "tip-3")]
+    ms = MarkerStream(passages)
+    out = "".join(ms.feed(x) for x in ["Say it gently ", "[", "1", "]. Then walk [2", "]."])
+    out += ms.flush()
+    assert out == "Say it gently *(tip 4)*. Then walk *(tip 3)*."
+    text, cited = render_markers("A [1, 2]. B [5].", passages)
+    assert text == "A *(tip 4, tip 3)*. B." and cited == [1, 2]
