@@ -215,13 +215,13 @@ class Assistant:
             reply = yield from self._llm_turn(text, hist, route, embedding, locale, closing,
                                               timings, t0)
             if reply is not None:
-                reply.resources = resources
+                reply.resources = _merge(resources, reply.resources)
                 reply.notice = _one_line(notices + ([reply.notice] if reply.notice else []))
                 _set(reply, base)
         if reply is None:
             reply = self._offline_turn(text, hist, route, embedding, locale, sticky_before,
                                        closing, timings)
-            reply.resources = resources
+            reply.resources = _merge(resources, reply.resources)
             reply.notice = _one_line(notices)
             _set(reply, base)
             timings["first_text"] = _ms(t0)
@@ -248,9 +248,12 @@ class Assistant:
         if bad:  # never expected: quotes are cut from the corpus; keep the reply honest
             composed.citations = [c for c in composed.citations if c.quote not in bad]
             verification = f"repaired: dropped {len(bad)} quotes not found in the article"
+        from .safety import therapy_resources
+
         return Reply(composed.text, route=route, mode="offline",
                      citations=composed.citations, verification=verification,
-                     retrieved=composed.retrieved)
+                     retrieved=composed.retrieved,
+                     resources=therapy_resources(locale) if composed.therapy_note else [])
 
     def _compose(self, text: str, hist: list[dict], route: str, embedding: Any, locale: str,
                  sticky: str | None, closing: str, timings: dict[str, float]) -> Composed:
@@ -274,7 +277,7 @@ class Assistant:
             route = "advice"
         composed = self.offline.compose(
             text, route=route, passages=passages, query_vec=qvec, followup=followup,
-            therapy_note=therapy_note(locale) if route == "therapy" else None,
+            therapy_note=None if sticky == "abuse" else therapy_note(locale),
             allowed=allowed, opening=opening, closing=closing,
         )
         timings["respond"] += _ms(t)
@@ -291,6 +294,7 @@ class Assistant:
             self.offline.therapy_section else []
         markers: MarkerStream | None = None
         streamed = False
+        warm_ms = 0.0  # verification work done while the answer streamed
         t = time.perf_counter()
         try:
             for piece in self.llm.run(text, hist, route=route, embedding=embedding,
@@ -303,12 +307,17 @@ class Assistant:
                         timings["first_text"] = _ms(t0)
                         streamed = True
                     yield out
+                if piece.rstrip().endswith((".", "!", "?")) or "\n" in piece:
+                    # A sentence just ended: check its support while the endpoint writes on.
+                    tv = time.perf_counter()
+                    self.verifier.warm(turn.answer)
+                    warm_ms += _ms(tv)
             if markers is not None:
                 tail = markers.flush()
                 if tail:
                     yield tail
         except LLMError as exc:
-            timings["respond"] += _ms(t) - turn.retrieve_ms
+            timings["respond"] += _ms(t) - turn.retrieve_ms - warm_ms
             timings["retrieve"] += turn.retrieve_ms
             reply = self._offline_turn(text, hist, route, embedding, locale, None, closing,
                                        timings)
@@ -319,7 +328,8 @@ class Assistant:
             yield ("\n\n" if streamed else "") + reply.text
             return reply
         timings["retrieve"] += turn.retrieve_ms
-        timings["respond"] += _ms(t) - turn.retrieve_ms
+        timings["respond"] += _ms(t) - turn.retrieve_ms - warm_ms
+        timings["verify"] += warm_ms
 
         t = time.perf_counter()
         verdict = self.verifier.check(turn.answer, turn.passages, message=text)
@@ -379,6 +389,13 @@ class Assistant:
         if best is not None and best.sentence is not None:
             return self.bank.sentences[best.sentence].text
         return self.bank.sentences[min(idx)].text if idx else passage.chunk.text
+
+
+def _merge(*groups: Sequence[Any]) -> list[Any]:
+    out: list[Any] = []
+    for group in groups:
+        out += [r for r in group if r not in out]
+    return out
 
 
 def _set(reply: Reply, values: dict[str, Any]) -> None:

@@ -53,7 +53,10 @@ _GENERIC = frozenset(
     married couple couples he she him her they them we us our my me i you your feel feeling
     felt want know think thing things way ways time times good best better make help people
     happy happier someone something anything everything lot much many keep go going day days
-    week weeks year years tell say said ask try tried deal handle need should would could""".split()
+    week weeks year years tell say said ask try tried deal handle need should would could
+    see sees seeing saw seen look looks looking get gets getting got come comes came give
+    gives gave take takes took put let lets seem seems anymore lately always never maybe
+    still ever even just every right""".split()
 )
 
 
@@ -299,6 +302,7 @@ class Composed:
     best_similarity: float = 0.0
     focus: tuple[str, ...] = ()
     retrieved: list[str] = field(default_factory=list)  # sections of the passages used
+    therapy_note: bool = False  # the reply says how to find a therapist
 
 
 @dataclass
@@ -474,6 +478,10 @@ class OfflineResponder:
         # similarity includes its section's search keys, written in everyday words).
         fit = max([best_sim] + [float(p.similarity) for p in passages if p.similarity is not None])
         coverage = "full" if fit >= COVER_FULL else "partial" if fit >= COVER_MIN else "none"
+        if coverage == "partial" and not self.bank.uncovered_words(message):
+            # Nothing the article lacks a word for ("she doesn't see me"): a weak match on
+            # the same subject, not a different subject.
+            coverage = "full"
         if route == "therapy":
             coverage = "full"  # the article's case for therapy answers a therapy turn
 
@@ -540,11 +548,15 @@ class OfflineResponder:
                 citations.append(self._cite(block))
                 citations += [Citation(block.section_id, block.title, q) for q in block.more]
                 first_section = block.section_id
-            if therapy_note:
-                paras.append(therapy_note.strip())
+        # How to find a therapist goes with the therapy route, and with any reply that
+        # leads with the article's case for therapy.
+        note_used = bool(therapy_note) and (route == "therapy" or (
+            first_section is not None and first_section == self.therapy_section))
+        if note_used:
+            paras.append((therapy_note or "").strip())
         nexts = r["next_step"]
         paras.append(nexts.get(first_section or "", nexts["default"]))
-        return Composed(self._join(paras), citations, True, fit)
+        return Composed(self._join(paras), citations, True, fit, therapy_note=note_used)
 
     def _more_from(self, followup: FollowUp, sims: np.ndarray, avoid: str, best_sim: float,
                    therapy_note: str | None, route: str) -> Composed:
@@ -562,11 +574,13 @@ class OfflineResponder:
             paras.append(f"\"{pick.quote}\" *({section_label(sid)})*")
             citations.append(self._cite(pick))
             first = first or sid
-        if route == "therapy" and therapy_note and self.therapy_section in followup.focus:
-            paras.append(therapy_note.strip())
+        note_used = bool(therapy_note) and first == self.therapy_section
+        if note_used:
+            paras.append((therapy_note or "").strip())
         nexts = r["next_step"]
         paras.append(nexts.get(first or "", nexts["default"]))
-        return Composed(self._join(paras), citations, True, best_sim, followup.focus)
+        return Composed(self._join(paras), citations, True, best_sim, followup.focus,
+                        therapy_note=note_used)
 
     def _therapy_block(self, sims: np.ndarray, avoid: str) -> _Pick | None:
         idx = self.bank.in_section(self.therapy_section or "")
@@ -622,7 +636,8 @@ class OfflineResponder:
 
     def _offer(self, exclude: set[str]) -> str:
         titles = [
-            f"{short_title(sec.title).lower()} *({section_label(sid)})*"
+            # Not in the *(label)* form: these are offers, not citations.
+            f"{short_title(sec.title).lower()} ({section_label(sid)})"
             for sid, sec in self.bank.sections.items()
             if sid.startswith("tip-") and sid not in exclude
         ]

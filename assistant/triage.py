@@ -43,6 +43,7 @@ THRESHOLD = 1.0
 HISTORY_TURNS = 8  # earlier user turns read for stickiness
 FOLLOWUP_TURNS = 3  # how recent a crisis/abuse turn must be to carry a follow-up
 FOLLOWUP_MAX_WORDS = 25
+PAST_WEIGHT = 0.4  # a safety signal told as resolved history counts this much toward therapy
 
 
 @dataclass(frozen=True)
@@ -79,9 +80,13 @@ class _Family:
     route: str
     weight: float
     negation: str  # span | before | none
-    guard: str  # none | hyperbole | past
+    guard: str  # none | hyperbole | joke | past | resolved
     patterns: tuple[_Pattern, ...]
     accumulate: bool = False  # weak cues: distinct patterns add up (to 1.5 at most)
+
+    @property
+    def guards(self) -> frozenset[str]:
+        return frozenset(self.guard.split("+"))
 
 
 @dataclass(frozen=True)
@@ -111,7 +116,8 @@ class Rules:
             pats = []
             for p in f["patterns"]:
                 src = expand(p)
-                words = set(re.findall(r"[a-z]+", src))
+                # drop escapes first: in "\bnothing" the word is "nothing", not "bnothing"
+                words = set(re.findall(r"[a-z]+", re.sub(r"\\[a-zA-Z]", " ", src)))
                 pats.append(_Pattern(re.compile(src), frozenset(words & self.negators)))
             families.append(
                 _Family(
@@ -130,6 +136,8 @@ class Rules:
         self.object_idioms = _compile_all(data["idioms"]["objects"])
         guards = data["guards"]
         self.hyperbole = _compile_all(guards["hyperbole"])
+        self.joke = _compile_all(guards["joke"])
+        self.resolved = _compile_all(guards["resolved"])
         self.serious = _compile_all(guards["serious"])
         self.past = _compile_all(guards["past"])
         self.present = _compile_all(guards["present"])
@@ -171,6 +179,8 @@ _TOKEN = re.compile(r"[a-z]+")
 _PERSONAL = re.compile(
     r"\b(?:i|im|ive|id|ill|me|my|myself|mine|we|weve|wed|our|us|he|she|him|her|his|hes|shes"
     r"|hed|shed|hell|shell)\b"
+    r"|\bwere (?:in|both|still|always|just|so|really|not|trying|going|having|getting|living"
+    r"|fighting|arguing|together|married|dating|engaged|separat\w*|talking)\b"
 )
 _PARTNER_PRONOUN = re.compile(
     r"\b(?:he|she|him|her|his|hers|hes|shes|hed|shed|hell|shell|we|weve|us|our)\b"
@@ -273,6 +283,29 @@ class RuleEngine:
             )
         return count % 2 == 1  # "can't not think about it" is not a negation
 
+    def _past(self, guards: frozenset[str], sentence: str, text: str, ended: bool) -> bool:
+        """True when the sentence tells the signal as a resolved past event."""
+        r = self.rules
+        if "resolved" in guards:
+            # crisis signals: a past marker and an explicit "I've been fine for years" in
+            # the sentence, and nothing in the whole message that sounds like now
+            rest = text
+            for rx in r.resolved:
+                rest = rx.sub(" ", rest)
+            return (any(rx.search(sentence) for rx in r.past)
+                    and any(rx.search(sentence) for rx in r.resolved)
+                    and not any(rx.search(rest) for rx in r.present))
+        if "past" not in guards:
+            return False
+        # "I'm safe now" is a resolution, not a present-tense event: take it out first
+        rest = sentence
+        for rx in r.resolved:
+            rest = rx.sub(" ", rest)
+        marked = any(rx.search(sentence) for rx in r.past)
+        present = any(rx.search(rest) for rx in r.present)
+        return marked and not present or ended and not any(
+            rx.search(sentence) for rx in r.present_tense)
+
     def _sentence(self, text: str, pos: int, bounds: list[int]) -> str:
         s = _start_of(bounds, pos)
         return text[s : _end_of(text, _SENTENCE, pos)]
@@ -298,16 +331,14 @@ class RuleEngine:
                         notes.add(f"negated: {fam.name}")
                         continue
                     sentence = self._sentence(text, start, sentence_bounds)
-                    if fam.guard == "hyperbole" and any(
-                        rx.search(sentence) for rx in r.hyperbole
-                    ) and not any(rx.search(sentence) for rx in r.serious):
+                    jokes = r.hyperbole if "hyperbole" in fam.guards else (
+                        r.joke if "joke" in fam.guards else ())
+                    if any(rx.search(sentence) for rx in jokes) and not any(
+                        rx.search(sentence) for rx in r.serious
+                    ):
                         notes.add(f"joking or hyperbole: {fam.name}")
                         continue
-                    past = fam.guard == "past" and (
-                        any(rx.search(sentence) for rx in r.past)
-                        and not any(rx.search(sentence) for rx in r.present)
-                        or ended and not any(rx.search(sentence) for rx in r.present_tense)
-                    )
+                    past = self._past(fam.guards, sentence, text, ended)
                     hit = _Hit(fam, fam.weight, past)
                     old = best.get(fam.name)
                     # a present-tense hit beats a past one
@@ -321,7 +352,9 @@ class RuleEngine:
         scores = dict.fromkeys(ROUTES, 0.0)
         for name, hit in best.items():
             if hit.past and hit.family.route in SAFETY:
-                scores["therapy"] += hit.weight
+                # resolved history is context, not a verdict: therapy only together with
+                # a present-day cue ("I still can't trust him"), else plain advice
+                scores["therapy"] += PAST_WEIGHT
                 reasons.append(f"past, resolved: {name} (counts as therapy)")
                 continue
             scores[hit.family.route] += hit.weight
@@ -489,7 +522,7 @@ class Triage:
         route, reasons = v.route, list(v.reasons)
         confidence = _confidence(v)
 
-        if self.semantic is not None and (embedding is not None or self.semantic.embedder):
+        if self.semantic is not None and (embedding is not None or (message or "").strip()):
             if embedding is None:
                 embedding = self.semantic.embedder.embed_query(message)
             route, confidence = self._semantic(v, route, confidence, embedding, reasons)
@@ -568,12 +601,6 @@ class Triage:
         if route is None or SEVERITY[route] <= SEVERITY[result.route]:
             return result
         sticky = result.sticky_route
-        if route == "off_topic" and v.offtopic == 0 and v.words <= FOLLOWUP_MAX_WORDS and any(
-            self._rules_cached(h).route != "off_topic" for h in turns[-FOLLOWUP_TURNS:]
-        ):
-            route = "advice"  # "ok, how do I bring it up at dinner" continues the conversation
-            reasons = [x for x in reasons if not x.startswith("not about")]
-            reasons.append("follow-up in a relationship conversation")
         if route in SAFETY:
             sticky = "crisis" if "crisis" in (sticky, route) else route
         return TriageResult(route, max(result.confidence, 0.7),
@@ -615,7 +642,8 @@ def llm_route(settings: Any, message: str, history: Sequence[str]) -> str | None
                         timeout=float(getattr(settings, "triage_llm_timeout", 4.0)),
                         max_retries=0)
         context = "\n".join(f"- {h[:500]}" for h in list(history)[-3:])
-        user = (f"Earlier messages:\n{context}\n\n" if context else "") + f"Last message:\n{message}"
+        user = f"Earlier messages:\n{context}\n\n" if context else ""
+        user += f"Last message:\n{message}"
         reply = client.chat.completions.create(
             model=settings.llm_model,
             messages=[{"role": "system", "content": _LLM_SYSTEM},

@@ -28,9 +28,13 @@ from evals.common import DATA, quiet_model_logs, read_jsonl, table, write_result
 TIP_PHRASES = ("*(tip", "Begin with yourself", "Be loving in little ways", "Spend quality time",
                "couples therapy can be a remarkable step", "Don’t wait for your spouse")
 NOT_COVERED = ("doesn't cover", "doesn't speak to")
-TARGETS = {  # offline targets from issue 4; LLM targets on planted sentences and failures
-    "cited": 1.0, "verbatim": 1.0, "accepted": 0.9, "repeat": 1.0,
-    "planted_caught": 1.0, "failures_fell_back": 1.0,
+# Targets from issue 4. In LLM mode the "model" is the test server quoting its first two
+# passages, so only what the pipeline guarantees is a target there (verbatim quotes,
+# citations of retrieved sections, planted sentences caught, failures falling back).
+TARGETS = {
+    "offline": {"cited": 1.0, "verbatim": 1.0, "accepted": 0.9, "repeat": 1.0},
+    "llm": {"verbatim": 1.0, "in_retrieved": 1.0, "planted_caught": 1.0,
+            "failures_fell_back": 1.0},
 }
 
 
@@ -64,6 +68,14 @@ def score_reply(reply: Any, row: dict, articles: Any, acc: dict[str, list]) -> d
         acc["safety_clean"].append(not any(p in reply.text for p in TIP_PHRASES))
         acc["safety_route"].append(reply.route == expected)
         facts["ok"] = ok
+        return facts
+    if expected in ("advice", "therapy"):
+        acc["advice_routed"].append(reply.route in ("advice", "therapy"))
+    if reply.route not in ("advice", "therapy"):
+        # Triage sent a question about the relationship elsewhere: counted above, and
+        # not an answer this eval can score (no passages were used).
+        facts["ok"] = False
+        facts["why"] = f"triage routed it {reply.route}"
         return facts
     if row.get("covered", True) is False:
         told = any(s in reply.text for s in NOT_COVERED)
@@ -137,8 +149,9 @@ def summarize(acc: dict[str, list]) -> dict[str, float | None]:
 
 
 def new_acc() -> dict[str, list]:
-    keys = ("cited", "in_retrieved", "verbatim", "accepted", "followups", "not_covered_told",
-            "safety_route", "safety_clean", "repeat", "planted_caught", "failures_fell_back")
+    keys = ("advice_routed", "cited", "in_retrieved", "verbatim", "accepted", "followups",
+            "not_covered_told", "safety_route", "safety_clean", "repeat", "planted_caught",
+            "failures_fell_back")
     return {k: [] for k in keys}
 
 
@@ -185,7 +198,11 @@ def run_llm(rows: list[dict], convs: list[dict], planted: list[dict]) -> dict:
             reply = assistant.respond(row["question"])
             facts = score_reply(reply, row, assistant.retriever.articles, acc)
             if reply.mode == "llm" or reply.verification:
-                acc["planted_caught"].append(current["plant"] not in reply.text)
+                caught = current["plant"] not in reply.text
+                acc["planted_caught"].append(caught)
+                if not caught:
+                    facts["ok"] = False
+                    facts["why"] = f"planted sentence kept: {current['plant']!r}"
             details.append(facts)
         current["plant"] = next(plants)
         details += run_conversations(assistant, convs, acc)
@@ -255,6 +272,7 @@ def calibration() -> dict:
 
 
 LABELS = {
+    "advice_routed": "relationship questions routed advice/therapy",
     "cited": "advice/therapy answers with ≥1 citation",
     "in_retrieved": "citations whose section was retrieved",
     "verbatim": "quotes verbatim in corpus",
@@ -295,22 +313,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         vals = [results[m]["metrics"].get(key) for m in modes]
         if all(v is None for v in vals):
             continue
-        target = TARGETS.get(key)
+        targets = [TARGETS[m].get(key) for m in modes]
         body.append([label, *("-" if v is None else f"{v:.1%}" for v in vals),
-                     "" if target is None else f"≥ {target:.0%}"])
-    print(table(["metric", *modes, "target"], body))
+                     *("" if t is None else f"≥ {t:.0%}" for t in targets)])
+    print(table(["metric", *modes, *(f"target ({m})" for m in modes)], body))
     cal = results["verification_calibration"]
     print(f"\nverification calibration: paraphrases kept {cal['paraphrases_kept']}, "
           f"unsupported caught {cal['unsupported_caught']}")
-    misses = [d for m in modes for d in results[m]["details"] if d.get("ok") is False]
+    misses = [dict(d, mode=m) for m in modes for d in results[m]["details"]
+              if d.get("ok") is False]
     if misses:
         print("\nmisses:")
         for d in misses[:30]:
-            print(f"  {d.get('id')}: route={d.get('route')} cited={d.get('cited')} "
-                  f"expected={d.get('expected', '')}")
+            print(f"  [{d['mode']}] {d.get('id')}: route={d.get('route')} cited={d.get('cited')} "
+                  f"expected={d.get('expected', '')} {d.get('why', '')}")
     print(f"\nresults: {path}")
-    failed = [k for k, t in TARGETS.items() for m in modes
+    failed = [k for m in modes for k, t in TARGETS[m].items()
               if results[m]["metrics"].get(k) is not None and results[m]["metrics"][k] < t]
+    if failed:
+        print("below target: " + ", ".join(sorted(set(failed))))
     return 1 if failed else 0
 
 

@@ -29,6 +29,7 @@ import urllib.request
 import uuid
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -204,7 +205,11 @@ class WsSession:
 
         ws_url = base_url.replace("http://", "ws://").rstrip("/") + "/_stcore/stream"
         self.timeout = timeout
-        self.ws = connect(ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=30)
+        self._stack = ExitStack()
+        self.ws = self._stack.enter_context(
+            connect(ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=30,
+                    proxy=None)
+        )
         self.chat_input_id: str | None = None
         self.page_hash = ""
 
@@ -268,7 +273,7 @@ class WsSession:
         return self._rerun([state])
 
     def close(self) -> None:
-        self.ws.close()
+        self._stack.close()
 
 
 def run_sessions(
@@ -377,7 +382,7 @@ def bench_browser(server: StreamlitServer, warm: int, shots: Path | None) -> dic
             page.goto(server.url)
             page.get_by_text("Feeling far from your partner?").wait_for(timeout=120_000)
             out["start_to_first_page_s"] = round(time.perf_counter() - server.started_at, 3)
-            page.locator(READY_MARKER).first.wait_for(timeout=300_000)
+            page.locator(READY_MARKER).filter(visible=True).first.wait_for(timeout=300_000)
             out["start_to_ready_s"] = round(time.perf_counter() - server.started_at, 3)
             out["cold_answer_s"] = round(ask_in_browser(page, WARM_QUESTIONS[0]), 3)
             times = [

@@ -168,3 +168,11 @@ def test_startup_notice_is_said_once(retriever, offline_assistant):
     second = a.respond("how do we get the spark back after the baby?")
     assert first.notice and "rebuilt" in first.notice
     assert second.notice is None
+
+
+def test_advice_that_leads_with_therapy_says_how_to_find_one(offline_assistant):
+    reply = offline_assistant.respond("should we see a couples counsellor together?")
+    assert reply.route == "advice"  # the scripted triage: not the therapy route
+    assert reply.citations[0].section_id == "tip-6"
+    assert "Finding a couples therapist" in reply.text
+    assert reply.resources

@@ -56,6 +56,7 @@ def test_eval_set_composition_matches_the_issue(authored):
     assert len(no_word) >= 30  # abuse described, not named
 
 
+@pytest.mark.slow
 def test_semantic_layer_keeps_the_targets_and_shares_the_query_embedding(embedder, settings,
                                                                          authored):
     t = load_triage(settings, embedder=embedder)
@@ -320,8 +321,9 @@ def test_llm_may_raise_a_route(settings):
     with FakeOpenAI() as server:
         server.enqueue(Reply('{"route": "abuse"}'))
         t = _llm_triage(server, settings)
-        base = t.classify("he gets so angry and I never know what will set him off")
-        raised = t.escalate_with_llm(base, "he gets so angry and I never know what will set him off")
+        msg = "he gets so angry and I never know what will set him off"
+        base = t.classify(msg)
+        raised = t.escalate_with_llm(base, msg)
         assert base.route != "abuse" and raised.route == "abuse"
         assert raised.sticky_route == "abuse"
         assert "llm: raised to abuse" in raised.reasons
