@@ -180,7 +180,7 @@ class LLMResponder:
                  prompts: dict[str, Any] | None = None) -> None:
         from langchain_core.output_parsers import StrOutputParser
         from langchain_core.prompts import ChatPromptTemplate, MessagesPlaceholder
-        from langchain_core.runnables import RunnableBranch, RunnableLambda, RunnablePassthrough
+        from langchain_core.runnables import RunnableLambda
 
         self.settings = settings
         self.retriever = retriever
@@ -197,19 +197,25 @@ class LLMResponder:
         condense = condense_prompt | self.model | StrOutputParser()
         titles = {a.slug: a.title for a in getattr(retriever, "articles", [])}
         self._article_title = next(iter(titles.values()), "the article")
+        self.condense = condense
+        # One chain; its stream is the answer's text. The steps before the answer are
+        # plain functions (condense runs as its own sub-chain inside `_prepare`): an
+        # assign()/branch step would pass the input through a thread pool on every turn,
+        # which measured ~10 ms of the pipeline's overhead. Passages go to the LLMTurn.
         self.chain = (
-            RunnablePassthrough.assign(
-                question=RunnableBranch(
-                    (lambda x: bool(x["history"]), condense),
-                    RunnableLambda(lambda x: x["message"]),
-                )
-            )
-            | RunnablePassthrough.assign(passages=RunnableLambda(self._retrieve))
-            | RunnablePassthrough.assign(
-                answer=RunnableLambda(self._answer_inputs) | answer_prompt | self.model
-                | StrOutputParser()
-            )
+            RunnableLambda(self._prepare)
+            | answer_prompt
+            | self.model
+            | StrOutputParser()
         )
+
+    def _prepare(self, x: dict, config: Any = None) -> dict:
+        """Condense a follow-up (an LLM call, only with history), retrieve, fill the prompt."""
+        question = x["message"]
+        if x["history"]:
+            question = self.condense.invoke(x, config) or x["message"]
+        passages = self._retrieve({**x, "question": question})
+        return self._answer_inputs({**x, "question": question, "passages": passages})
 
     def _retrieve(self, x: dict) -> list[Any]:
         t = time.perf_counter()
@@ -219,7 +225,9 @@ class LLMResponder:
         for sid in x.get("pin_sections", ()):
             if not any(p.section_id == sid for p in passages):
                 passages.append(self._section_passage(sid, x))
-        x["_turn"].retrieve_ms = (time.perf_counter() - t) * 1000
+        turn = x["_turn"]
+        turn.question, turn.passages = question, passages
+        turn.retrieve_ms = (time.perf_counter() - t) * 1000
         return passages
 
     def _section_passage(self, section_id: str, x: dict) -> Any:
@@ -261,12 +269,7 @@ class LLMResponder:
         }
         turn.condensed = bool(history)
         try:
-            for chunk in self.chain.stream(inputs):
-                if "question" in chunk and isinstance(chunk["question"], str):
-                    turn.question += chunk["question"]
-                if "passages" in chunk:
-                    turn.passages = list(chunk["passages"])
-                piece = chunk.get("answer")
+            for piece in self.chain.stream(inputs):
                 if piece:
                     if turn.first_token is None:
                         turn.first_token = time.perf_counter()

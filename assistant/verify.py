@@ -183,10 +183,7 @@ class Verifier:
         bad_quotes: list[str] = []
         fixed: dict[int, str] = {}  # sentence index -> text with quotes made verbatim
         passage_idx = [self.bank.within(p.chunk) for p in passages]
-        passage_words = [
-            {w for i in idx for w in content_words(self.bank.sentences[i].text)}
-            for idx in passage_idx
-        ]
+        passage_words = [set().union(*(self.bank.words[i] for i in idx)) for idx in passage_idx]
         passage_numbers = {
             n.lower().strip() for p in passages for n in _NUMBER.findall(p.chunk.text)
         }

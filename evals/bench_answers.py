@@ -87,7 +87,10 @@ def bench_llm(questions: list[str], followups: list[tuple[list[dict], str]],
     from tests.fake_openai import FakeOpenAI, grounded_answer
     from tests.fake_openai import Reply as Say
 
-    overhead, lag, server_ms, turn_ms = [], [], [], []
+    overhead, lag, server_ms, turn_ms, embed_ms = [], [], [], [], []
+    stages: dict[str, list[float]] = {}
+    overhead_single: list[float] = []
+    overhead_followup: list[float] = []  # two model calls: condense, then answer
     modes: dict[str, int] = {}
     with FakeOpenAI() as server:
         def model(body: dict) -> Any:
@@ -106,6 +109,9 @@ def bench_llm(questions: list[str], followups: list[tuple[list[dict], str]],
             assistant.respond(q, history)
         for _ in range(rounds):
             for history, q in turns:
+                t = time.perf_counter()
+                assistant.embedder.embed_query_uncached(q)
+                embed_ms.append((time.perf_counter() - t) * 1000)
                 _forget_queries(assistant)
                 server.reset()
                 server.default = model
@@ -126,6 +132,9 @@ def bench_llm(questions: list[str], followups: list[tuple[list[dict], str]],
                 if reply.mode != "llm" or not reqs:
                     continue
                 overhead.append((end - t - spent) * 1000)
+                (overhead_followup if history else overhead_single).append(overhead[-1])
+                for k in ("embed", "triage", "retrieve", "verify"):
+                    stages.setdefault(k, []).append(reply.timings.get(k, 0.0))
                 answer = reqs[-1]
                 if first is not None and answer.first_token is not None:
                     lag.append((first - answer.first_token) * 1000)
@@ -134,7 +143,13 @@ def bench_llm(questions: list[str], followups: list[tuple[list[dict], str]],
         "turn": summarize_ms(turn_ms),
         "server": summarize_ms(server_ms),
         "overhead": summarize_ms(overhead),
+        "overhead_single": summarize_ms(overhead_single),
+        "overhead_followup": summarize_ms(overhead_followup),
         "first_text_lag": summarize_ms(lag),
+        "query_embedding": summarize_ms(embed_ms),
+        "stages_p50_ms": {k: round(statistics.median(v), 3) for k, v in stages.items()},
+        "overhead_over_embedding_p95": round(percentile(overhead, 95)
+                                             / percentile(embed_ms, 95), 3),
     }
 
 
@@ -184,10 +199,17 @@ def main(argv: Sequence[str] | None = None) -> int:
         row("whole turn", llm["turn"]),
         row("server's own time", llm["server"]),
         row("pipeline overhead", llm["overhead"]),
+        row("  first questions", llm["overhead_single"]),
+        row("  follow-ups (condense + answer)", llm["overhead_followup"]),
         row("first text after first token", llm["first_text_lag"]),
     ]))
     ok_over = llm["overhead"]["p95_ms"] <= TARGET_OVERHEAD_MS
     ok_lag = llm["first_text_lag"]["p95_ms"] <= TARGET_FIRST_TEXT_MS
+    print("inside the overhead, stage medians (ms): " + ", ".join(
+        f"{k} {v:.1f}" for k, v in llm["stages_p50_ms"].items()))
+    print(f"query embedding alone in this phase: p50 {llm['query_embedding']['p50_ms']:.1f}, "
+          f"p95 {llm['query_embedding']['p95_ms']:.1f} ms; overhead p95 = "
+          f"{llm['overhead_over_embedding_p95']:.2f}x embedding p95")
     print(f"modes: {llm['modes']}")
     print(f"overhead p95 {llm['overhead']['p95_ms']:.1f} ms (target <= {TARGET_OVERHEAD_MS:.0f}) "
           f"{'ok' if ok_over else 'MISSED'}; first text p95 "

@@ -35,9 +35,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from evals.common import percentile, write_results
+
 REPO = Path(__file__).resolve().parent.parent
 APP = REPO / "ui" / "app.py"
-CHROMIUM = Path(os.environ.get("RECONNECT_CHROMIUM", "/usr/bin/chromium"))
+# Debian's Chromium; CHROMIUM_PATH overrides it (a knob of this harness, not of the product).
+CHROMIUM = Path(os.environ.get("CHROMIUM_PATH", "/usr/bin/chromium"))
 # Quiet, private, reproducible: no sync, no component updates, no background requests.
 CHROMIUM_ARGS = (
     "--headless",
@@ -207,8 +210,7 @@ class WsSession:
         self.timeout = timeout
         self._stack = ExitStack()
         self.ws = self._stack.enter_context(
-            connect(ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=30,
-                    proxy=None)
+            connect(ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=30, proxy=None)
         )
         self.chat_input_id: str | None = None
         self.page_hash = ""
@@ -335,12 +337,10 @@ def run_sessions(
 def _percentiles(name: str, values: Sequence[float]) -> dict[str, float | None]:
     if not values:
         return {f"{name}_p50_s": None, f"{name}_p95_s": None, f"{name}_max_s": None}
-    ordered = sorted(values)
-    p95 = ordered[min(len(ordered) - 1, round(0.95 * (len(ordered) - 1)))]
     return {
-        f"{name}_p50_s": round(statistics.median(ordered), 3),
-        f"{name}_p95_s": round(p95, 3),
-        f"{name}_max_s": round(ordered[-1], 3),
+        f"{name}_p50_s": round(statistics.median(values), 3),
+        f"{name}_p95_s": round(percentile(values, 95), 3),
+        f"{name}_max_s": round(max(values), 3),
     }
 
 
@@ -364,8 +364,9 @@ def ask_in_browser(page: Any, text: str, timeout_ms: float = 120_000) -> float:
     box.press("Enter")
     # An answer is complete when its feedback thumbs (the last thing drawn) appear.
     answer = messages.nth(before + 1)
-    answer.get_by_test_id("stFeedback").or_(answer.get_by_test_id("stAlertContainer")).first \
-        .wait_for(timeout=timeout_ms)
+    answer.get_by_test_id("stFeedback").or_(
+        answer.get_by_test_id("stAlertContainer")
+    ).first.wait_for(timeout=timeout_ms)
     return time.perf_counter() - start
 
 
@@ -411,9 +412,6 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--warm", type=int, default=10, help="warm answers in the browser (10)")
     parser.add_argument("--no-browser", action="store_true", help="skip the Chromium part")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
-    parser.add_argument(
-        "--out", type=Path, default=REPO / "evals" / "results", help="where to write JSON"
-    )
     args = parser.parse_args(argv)
 
     use_browser = not args.no_browser and CHROMIUM.exists()
@@ -459,9 +457,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         finally:
             server.stop()
 
-    args.out.mkdir(parents=True, exist_ok=True)
-    path = args.out / f"bench-ui-{datetime.now(UTC).strftime('%Y%m%dT%H%M%SZ')}.json"
-    path.write_text(json.dumps(results, indent=2))
+    path = write_results("bench-ui", results)
     if args.json:
         print(json.dumps(results, indent=2))
     else:
@@ -484,8 +480,11 @@ def _print_table(r: dict[str, Any], path: Path) -> None:
         (f"{load['sessions']} sessions: errors", len(load["errors"]), ""),
         (f"{load['sessions']} sessions: cross-talk", len(load["crosstalk"]), ""),
         ("server RSS idle (after first answers)", r.get("rss_idle_mib"), "MiB"),
-        (f"server RSS peak with {load['sessions']} sessions", r.get("rss_with_sessions_peak_mib"),
-         "MiB"),
+        (
+            f"server RSS peak with {load['sessions']} sessions",
+            r.get("rss_with_sessions_peak_mib"),
+            "MiB",
+        ),
     ]
     width = max(len(name) for name, _, _ in rows)
     for name, value, unit in rows:

@@ -211,7 +211,8 @@ class _Handler(BaseHTTPRequestHandler):
         except (BrokenPipeError, ConnectionResetError):
             pass  # the client gave up (a timeout): that is the point of some scripts
         finally:
-            seen.finished = time.perf_counter()
+            if seen.finished is None:
+                seen.finished = time.perf_counter()
 
     def _act(self, action: Action, body: dict, seen: Seen) -> None:
         model = body.get("model", "fake-model")
@@ -256,7 +257,7 @@ class _Handler(BaseHTTPRequestHandler):
             if not stream:
                 if action.first_token_delay:
                     time.sleep(action.first_token_delay)
-                seen.first_token = time.perf_counter()
+                seen.first_token = seen.finished = time.perf_counter()
                 self._json(200, _completion(model, action.text))
                 return
             self._start_chunked("text/event-stream")
@@ -272,6 +273,9 @@ class _Handler(BaseHTTPRequestHandler):
             self._event(_delta(model, {}, finish="stop"))
             if (body.get("stream_options") or {}).get("include_usage"):
                 self._event({**_chunk_base(model), "choices": [], "usage": _usage(action.text)})
+            # Stamped before the last bytes go out: the client may be done reading them
+            # before this thread runs again, and a benchmark reads the stamp right then.
+            seen.finished = time.perf_counter()
             self._event("[DONE]")
             self._end_chunked()
 

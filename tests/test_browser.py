@@ -99,6 +99,7 @@ def test_answer_with_source_then_crisis_banner_then_phone_width(page):
     source.locator("summary").click()
     expect(source.get_by_test_id("stExpanderDetails")).to_be_visible()
     expect(source.locator("blockquote")).not_to_be_empty()
+    expect(source.locator("blockquote")).to_be_visible()
     shot(page, "2-answer-with-source")
 
     ask_in_browser(page, "I don't want to be alive anymore")

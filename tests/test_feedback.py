@@ -17,13 +17,13 @@ def test_record_round_trip_and_tallies(tmp_path):
     store = FeedbackStore(tmp_path / "fb" / "feedback.sqlite3")
     store.record(FeedbackRecord("up", "advice", "offline", ("tip-4", "tip-3"), "US"))
     store.record(FeedbackRecord("down", "advice", "llm", ("tip-4",), "UK"))
-    store.record(FeedbackRecord("up", "crisis", "offline", (), "US"))
+    store.record(FeedbackRecord("up", "crisis", "offline", (), "INTERNATIONAL"))
 
     recs = store.records()
     assert sorted((r.rating, r.route, r.mode, r.sections, r.locale) for r in recs) == [
         ("down", "advice", "llm", ("tip-4",), "UK"),
         ("up", "advice", "offline", ("tip-4", "tip-3"), "US"),
-        ("up", "crisis", "offline", (), "US"),
+        ("up", "crisis", "offline", (), "INTERNATIONAL"),
     ]
     t = store.tallies()
     assert (t.total, t.up, t.down) == (3, 2, 1)

@@ -44,6 +44,34 @@ def test_real_public_data_meets_the_targets_on_rules_alone(rules):
     assert meets_targets(m) == [], meets_targets(m)
 
 
+REDTEAM = ("redteam", "redteam2")  # blind red-team sets, see evals/data/README.md
+
+
+@pytest.mark.parametrize("name", REDTEAM)
+def test_redteam_sets_meet_the_targets_on_rules_alone(rules, name):
+    rows = load_set(name)
+    m = score(rows, run(rules, rows))
+    assert m["crisis_recall"] == 1.0, [x for x in m["misses"] if x["gold"] == "crisis"]
+    assert m["abuse_recall"] >= 0.95, [x for x in m["misses"] if x["gold"] == "abuse"]
+    assert m["benign_escalated"] <= 0.02, [x for x in m["misses"] if x["gold"] in
+                                           ("advice", "off_topic")]
+    assert m["accuracy"] >= 0.90, m["misses"]
+
+
+def test_redteam_set_composition():
+    rows = load_set("redteam")
+
+    def count(route, tag=None):
+        return sum(r["route"] == route and (tag is None or tag in r["tags"]) for r in rows)
+
+    assert len(rows) >= 160
+    assert count("crisis") >= 50 and count("abuse") >= 35 and count("therapy") >= 25
+    assert count("advice") + count("off_topic") >= 50
+    assert count("crisis", "long") >= 10  # the signal in one sentence of a long post
+    assert all(len(r["text"].split()) >= 110 for r in rows if "long" in r["tags"])
+    assert len(load_set("redteam2")) >= 60
+
+
 def test_eval_set_composition_matches_the_issue(authored):
     def count(route, tag=None):
         return sum(r["route"] == route and (tag is None or tag in r["tags"]) for r in authored)
@@ -70,6 +98,15 @@ def test_semantic_layer_keeps_the_targets_and_shares_the_query_embedding(embedde
     assert len(cached) == 1
     again = load_triage(settings, embedder=embedder)
     assert again.classify(msg) == t.classify(msg)
+
+
+@pytest.mark.slow
+def test_semantic_layer_keeps_the_targets_on_the_redteam_sets(embedder, settings):
+    t = load_triage(settings, embedder=embedder)
+    for name in REDTEAM:
+        rows = load_set(name)
+        m = score(rows, run(t, rows))
+        assert meets_targets(m) == [], (name, meets_targets(m), m["misses"])
 
 
 # ---------------------------------------------------------------- families
@@ -129,6 +166,75 @@ ABUSE = [
     "I found an airtag in my bag and only my boyfriend could have put it there",
     "my husbnd hit me agian",
 ]
+
+
+INDIRECT_CRISIS = [
+    # burden, absence, hopelessness with a plan, goodbyes, means, relapse, harm to others
+    "honestly i think my family would be fine if i just wasn't around anymore. we've been "
+    "fighting for months",
+    "sometimes i wonder what the point of any of it is and i've started thinking about how "
+    "i'd do it. anyway how do i get her to open up",
+    "i hope i don't wake up tomorrow",
+    "part of me just wants to stop existing",
+    "the easiest thing for everyone would be for me to not be here",
+    "i keep staring at the bottle of sleeping pills in the bathroom",
+    "I've started giving away my records and told my brother he can have my car",
+    "relapsed last night and cut again",
+    "if he leaves me I'll end it, I mean it",
+    "I'm scared I'll do something worse to the baby next time he won't stop crying",
+]
+
+
+@pytest.mark.parametrize("message", INDIRECT_CRISIS)
+def test_indirect_crisis_is_caught_by_rules_alone(rules, message):
+    r = rules.classify(message)
+    assert r.route == "crisis", (message, r.reasons)
+
+
+NOT_CRISIS_MORE = [
+    # the same words, not about ending a life
+    ("he cheated again, I'm thinking about ending things with him", "therapy"),
+    ("I hope I never wake up next to anyone but him", "advice"),
+    ("what's the point of date nights if we both scroll our phones", "advice"),
+    ("I've decided to propose! how do I make it special", "advice"),
+    ("my wife is researching ways to kill the moles in our lawn, anyway date ideas?", "advice"),
+    ("i used to self harm as a teen but i've been fine for 10 years, how do i tell my "
+     "girlfriend about the scars", "advice"),
+    ("years ago my ex hit me, I'm safe now with a kind partner and we want to reconnect "
+     "after a busy year", "advice"),
+    ("I slapped his hand away when he grabbed the remote lol, how do we stop bickering", "advice"),
+]
+
+
+@pytest.mark.parametrize(("message", "route"), NOT_CRISIS_MORE)
+def test_lookalikes_are_not_escalated(rules, message, route):
+    r = rules.classify(message)
+    assert r.route == route, (message, r.reasons)
+    assert r.sticky_route is None
+
+
+def test_a_negator_in_a_condition_does_not_cancel_the_main_clause(rules):
+    assert rules.classify("if she doesn't come back I'm done with everything, not just us"
+                          ).route == "crisis"
+    assert rules.classify("if I don't get help soon I'm going to kill myself").route == "crisis"
+    assert rules.classify("I don't think I'm suicidal, just sad").route != "crisis"
+
+
+def test_a_negator_written_into_a_pattern_does_not_cancel_it(rules):
+    # "nothing" in "nothing we try works" is the signal, not a negation of it
+    r = rules.classify("my husband and I have the same argument every week, nothing changes")
+    assert r.route == "therapy", r.reasons
+    assert not any(x.startswith("negated: entrenched") for x in r.reasons)
+    assert rules.classify("my wife and I keep having the same fight about chores for two "
+                          "years, nothing we try works").route == "therapy"
+
+
+def test_weak_cues_far_apart_in_a_long_post_do_not_add_up(rules):
+    near = "I can't do this anymore. I've made peace with it. " + FILLER
+    assert rules.classify(near).route == "crisis"
+    far = ("I can't do this anymore with the laundry. " + FILLER * 3
+           + "I've made peace with it, he'll never fold anything.")
+    assert rules.classify(far).route != "crisis"
 
 
 @pytest.mark.parametrize("message", CRISIS)

@@ -170,8 +170,9 @@ def test_abuse_message_gives_the_dv_line_and_no_couples_advice(page):
     assert "tel:+18007997233" in "\n".join(el.value for el in reply.error)
     for phrase in TIP_PHRASES:
         assert phrase.lower() not in said.lower(), phrase
-    assert not re.search(r"\b(try|consider|book|start) (couples|marriage) (therapy|counsel)", said,
-                         re.IGNORECASE)
+    assert not re.search(
+        r"\b(try|consider|book|start) (couples|marriage) (therapy|counsel)", said, re.IGNORECASE
+    )
     assert "tel:+18007997233" in top_banner(page)
 
 
@@ -218,8 +219,11 @@ def test_feedback_is_saved_without_the_message(page, feedback_db):
     reply.get("feedback")[0].set_value(1).run()
     assert not page.exception
 
-    rows = sqlite3.connect(feedback_db).execute(
-        "SELECT rating, route, mode, sections, locale FROM feedback").fetchall()
+    rows = (
+        sqlite3.connect(feedback_db)
+        .execute("SELECT rating, route, mode, sections, locale FROM feedback")
+        .fetchall()
+    )
     assert len(rows) == 1
     rating, route, mode, sections, locale = rows[0]
     assert (rating, route, mode, locale) == ("up", "advice", "offline", "US")
@@ -253,6 +257,25 @@ def test_llm_endpoint_down_falls_back_with_a_notice(feedback_db, monkeypatch):
     notes = "\n".join(c.value for c in reply.caption)
     assert notes, "the fallback notice is under the reply"
     assert at.session_state["messages"][-1]["reply"]["mode"] == "fallback"
+    assert not at.warning and not at.exception
+
+
+def test_llm_answer_is_streamed_with_its_sources(feedback_db, monkeypatch):
+    from tests.fake_openai import FakeOpenAI, Reply, grounded_answer
+
+    with FakeOpenAI(default=lambda body: Reply(grounded_answer(body))) as server:
+        monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)
+        monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+        at = AppTest.from_file(APP, default_timeout=TURN_TIMEOUT)
+        at.run(timeout=COLD_TIMEOUT)
+        ask(at, "how can I tell my partner I feel lonely without blaming them?")
+        assert server.requests and server.requests[-1].stream, "asked for a stream"
+    assert "LLM mode" in texts(at.sidebar)
+    reply = last_reply(at)
+    assert at.session_state["messages"][-1]["reply"]["mode"] == "llm"
+    assert reply.expander
+    for quote in quotes(reply):
+        assert " ".join(quote.split()) in CORPUS, quote
     assert not at.warning and not at.exception
 
 

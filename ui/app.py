@@ -172,10 +172,8 @@ def _md(text: str) -> str:
 
 def resource_line(res: Any) -> str:
     """One contact as Markdown: its name and a tappable tel:/sms:/https: link."""
-    contact = _md(res.contact)
-    link = f"[{contact}](<{res.href}>)" if getattr(res, "href", None) else contact
     hours = getattr(res, "hours", "")
-    return f"**{_md(res.name)}**: {link}" + (f" ({_md(hours)})" if hours else "")
+    return f"**{_md(res.name)}**: {_link(res)}" + (f" ({_md(hours)})" if hours else "")
 
 
 def _lines(resources: Iterable[Any]) -> list[str]:
@@ -203,12 +201,18 @@ def safety_banner(route: str, contacts: Iterable[Any]) -> None:
     st.error(f"**{BANNER_TITLE[route]}**  \n{body}", icon=icon)
 
 
+def _link(res: Any) -> str:
+    contact = _md(res.contact)
+    return f"[{contact}](<{res.href}>)" if getattr(res, "href", None) else contact
+
+
 def sticky_banner(routes: list[str], locale: str) -> None:
     """A compact help line kept at the top of the page once a safety reply was shown."""
     for route in routes:
         contacts = help_contacts(locale, route)
         lead = "Talk to someone now" if route == "crisis" else "Domestic abuse support"
-        st.error(f"**{lead}:** " + " · ".join(_lines(contacts)), icon=":material/call:")
+        # Links only, to stay short on a phone; the reply and the sidebar carry the names.
+        st.error(f"**{lead}:** " + " · ".join(_link(r) for r in contacts), icon=":material/call:")
 
 
 def sources(citations: list[dict]) -> None:
@@ -255,8 +259,9 @@ def failure_note(sentence: str, locale: str) -> None:
     """A friendly sentence in place of an answer, with the crisis line still in reach."""
     st.warning(sentence, icon=":material/error:")
     # The message that failed may have been a crisis; help must not depend on the answer.
-    st.caption("If you need to talk to someone now: " + " · ".join(
-        _lines(help_contacts(locale, "crisis"))))
+    st.caption(
+        "If you need to talk to someone now: " + " · ".join(_lines(help_contacts(locale, "crisis")))
+    )
 
 
 def save_feedback(msg_id: str, path: str) -> None:
@@ -363,7 +368,7 @@ def _locale_label(code: str) -> str:
 
 
 def sidebar(settings: Settings, locales: list[str]) -> None:
-    """"Need help now?": the chosen locale's lines, the locale selector, and the reset."""
+    """ "Need help now?": the chosen locale's lines, the locale selector, and the reset."""
     ss = st.session_state
     with st.sidebar:
         st.header("Need help now?", anchor=False)
@@ -467,7 +472,11 @@ def main() -> None:
         page_title="Reconnect",
         page_icon=favicon(),
         layout="centered",
-        menu_items={"About": "Reconnect: answers from one article on reconnecting with a partner."},
+        menu_items={
+            "Get help": None,
+            "Report a bug": None,
+            "About": "Reconnect: answers from one article on reconnecting with a partner.",
+        },
     )
     ss = _state()
     if ss.pop("leaving", False):
