@@ -7,6 +7,7 @@ the LLM with the offline reply as fallback) -> verify. History is kept by the ca
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
@@ -23,6 +24,10 @@ from .respond import (
 )
 from .text import clean_user_text
 from .verify import Verdict, Verifier
+
+log = logging.getLogger("reconnect")
+# Longest message the triage reads; past this, a message is cut (with a notice).
+TRIAGE_MAX_CHARS = 20_000
 
 SAFETY_ROUTES = ("crisis", "abuse", "off_topic")
 _SEVERITY = {"crisis": 2, "abuse": 1}
@@ -117,7 +122,6 @@ class Assistant:
         self.offline.attach_embedder(self.embedder)
         self.verifier = Verifier(self.bank, self.embedder)
         self.replies = load_replies()
-        self._startup_notice: str | None = None
 
     @classmethod
     def from_settings(cls, settings: Settings, *, progress: bool = False) -> Assistant:
@@ -133,9 +137,14 @@ class Assistant:
 
             llm = LLMResponder(settings, retriever)
         assistant = cls(settings, retriever=retriever, triage=triage, llm=llm)
-        if getattr(getattr(retriever, "state", None), "built", False):
-            # Said once, on the first reply, when start-up had to (re)build the index.
-            assistant._startup_notice = "The search index was rebuilt for the current article."
+        state = getattr(retriever, "state", None)
+        if state is not None:
+            # Operator information, not the person's business: logged, never shown in a reply.
+            for n in state.notices:
+                log.warning("%s", n)
+            if state.built:
+                log.info("search index built: %s (%d chunks, %.2f s)",
+                         state.collection, state.chunks, state.build_seconds)
         return assistant
 
     # -- public API
@@ -160,10 +169,13 @@ class Assistant:
         """
         t0 = time.perf_counter()
         timings = dict.fromkeys(STAGES, 0.0)
-        text, notice = clean_user_text(message, self.settings.max_query_chars)
+        # Triage reads the whole message (a long post's one alarming sentence may be near
+        # its end); retrieval and the LLM read the first `max_query_chars`.
+        full, notice = clean_user_text(message, TRIAGE_MAX_CHARS)
+        text, cut = clean_user_text(full, self.settings.max_query_chars)
         hist = clean_history(history)
         locale = (locale or self.settings.locale or "US").upper()
-        notices = [n for n in (self._take_startup_notice(), notice) if n]
+        notices = [n for n in (notice or cut,) if n]
 
         t = time.perf_counter()
         embedding = self.embedder.embed_query(text)
@@ -171,7 +183,7 @@ class Assistant:
 
         t = time.perf_counter()
         earlier = [h["content"] for h in hist if h["role"] == "user"]
-        result = self.triage.classify(text, earlier, embedding=embedding)
+        result = self.triage.classify(full, earlier, embedding=embedding)
         timings["triage"] = _ms(t)
         route = result.route
         sticky_before = most_severe(
@@ -231,10 +243,6 @@ class Assistant:
         yield reply
 
     # -- the two responders
-
-    def _take_startup_notice(self) -> str | None:
-        notice, self._startup_notice = self._startup_notice, None
-        return notice
 
     def _offline_turn(self, text: str, hist: list[dict], route: str, embedding: Any,
                       locale: str, sticky: str | None, closing: str,

@@ -72,7 +72,9 @@ class Settings(BaseSettings):
     openai_api_key: SecretStr | None = Field(default=None, validation_alias=_env("OPENAI_API_KEY"))
     openai_base_url: str | None = Field(default=None, validation_alias=_env("OPENAI_BASE_URL"))
     llm_model: str = Field(default="gpt-4o-mini", validation_alias=_env("RECONNECT_LLM_MODEL"))
-    llm_timeout: float = Field(default=20.0, gt=0, validation_alias=_env("RECONNECT_LLM_TIMEOUT"))
+    # Per request, and between streamed chunks; the client retries a timeout too, so a hung
+    # endpoint costs about timeout x (retries + 1) before the offline reply is given.
+    llm_timeout: float = Field(default=6.0, gt=0, validation_alias=_env("RECONNECT_LLM_TIMEOUT"))
     llm_max_retries: int = Field(
         default=2, ge=0, le=6, validation_alias=_env("RECONNECT_LLM_MAX_RETRIES")
     )

@@ -160,14 +160,27 @@ def test_after_abuse_later_advice_keeps_safety_and_drops_relationship_tips(real)
     assert {c.section_id for c in later.citations} <= {"tip-5"}
 
 
-def test_startup_notice_is_said_once(retriever, offline_assistant):
-    a = Assistant(Settings(corpus_dir=REPO / "corpus"), retriever=retriever,
-                  triage=offline_assistant.triage, bank=offline_assistant.bank)
-    a._startup_notice = "The search index was rebuilt for the current article."
-    first = a.respond("how do we get the spark back after the baby?")
-    second = a.respond("how do we get the spark back after the baby?")
-    assert first.notice and "rebuilt" in first.notice
-    assert second.notice is None
+def test_an_index_rebuild_is_logged_not_shown_to_the_person(tmp_path, caplog):
+    import logging
+
+    s = Settings(corpus_dir=REPO / "corpus", data_dir=tmp_path / "fresh")
+    with caplog.at_level(logging.INFO, logger="reconnect"):
+        a = Assistant.from_settings(s)
+    assert "search index built" in caplog.text
+    reply = a.respond("how do we get the spark back after the baby?")
+    assert reply.notice is None
+
+
+def test_triage_reads_the_end_of_a_long_post(offline_assistant, retriever):
+    from assistant.triage import load_triage
+
+    a = Assistant(Settings(corpus_dir=REPO / "corpus", max_query_chars=500),
+                  retriever=retriever, triage=load_triage(None), bank=offline_assistant.bank)
+    post = "we used to cook together and laugh a lot. " * 40 + "i want to kill myself tonight."
+    reply = a.respond(post)
+    assert reply.route == "crisis"
+    assert "988" in reply.text
+    assert reply.notice and "first" in reply.notice
 
 
 def test_advice_that_leads_with_therapy_says_how_to_find_one(offline_assistant):
