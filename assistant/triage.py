@@ -147,6 +147,7 @@ class Rules:
         self.serious = _compile_all(guards["serious"])
         self.past = _compile_all(guards["past"])
         self.present = _compile_all(guards["present"])
+        self.not_present = _compile_all(guards.get("not_present", []))
         self.ended = _compile_all(guards["ended"])
         self.present_tense = _compile_all(guards["present_tense"])
         self.injection = [re.compile(p, re.M) for p in data["injection"]["patterns"]]
@@ -305,7 +306,7 @@ class RuleEngine:
             # crisis signals: a past marker and an explicit "I've been fine for years" in
             # the sentence, and nothing in the whole message that sounds like now
             rest = text
-            for rx in r.resolved:
+            for rx in (*r.resolved, *r.not_present):
                 rest = rx.sub(" ", rest)
             return (any(rx.search(sentence) for rx in r.past)
                     and any(rx.search(sentence) for rx in r.resolved)
@@ -314,7 +315,7 @@ class RuleEngine:
             return False
         # "I'm safe now" is a resolution, not a present-tense event: take it out first
         rest = sentence
-        for rx in r.resolved:
+        for rx in (*r.resolved, *r.not_present):
             rest = rx.sub(" ", rest)
         marked = any(rx.search(sentence) for rx in r.past)
         present = any(rx.search(rest) for rx in r.present)

@@ -4,6 +4,8 @@
 
 Rows: the authored eval messages (dev + held-out, including long posts). Timed:
   rules             the rules layer alone (no model)
+  rules, long       the rules layer on the long red-team posts (over 100 words, from
+                    every blind red-team set): the budget holds where the text is longest
   shared embedding  rules + semantic layer, the turn's query embedding passed in
                     (the target: p95 < 20 ms beyond that embedding)
   own embedding     rules + semantic layer computing the embedding itself
@@ -19,9 +21,15 @@ import time
 from collections.abc import Sequence
 
 from .common import quiet_model_logs, summarize_ms, table, write_results
-from .triage import load_set
+from .triage import REDTEAM, load_set
 
 TARGET_P95_MS = 20.0
+LONG_WORDS = 100  # a red-team row longer than this is timed in the long-post group
+
+
+def long_posts() -> list[dict]:
+    """The red-team rows over LONG_WORDS words: real-length posts with one signal sentence."""
+    return [r for name in REDTEAM for r in load_set(name) if len(r["text"].split()) > LONG_WORDS]
 
 
 def _time(fn, items) -> list[float]:
@@ -64,6 +72,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     for text, hist in items[:20]:
         rules.classify(text, hist)  # warm: compiled patterns, caches
     results["rules"] = summarize_ms(_time(lambda x: rules.classify(x[0], x[1]), items))
+    long_items = [(r["text"], r.get("history")) for r in long_posts()] * args.repeat
+    results["rules, long"] = summarize_ms(
+        _time(lambda x: rules.classify(x[0], x[1]), long_items))
     results["jsonl rules"] = _throughput(rules, rows)
 
     if not args.rules_only:
@@ -93,9 +104,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         if "per_second" in v:
             print(f"{k}: {v['messages']} messages in {v['seconds']} s = {v['per_second']}/s")
     beyond = results.get("shared embedding", results["rules"])["p95_ms"]
-    verdict = "met" if beyond < TARGET_P95_MS else "MISSED"
-    print(f"target p95 < {TARGET_P95_MS:.0f} ms beyond the query embedding: {verdict} "
-          f"({beyond} ms)")
+    long_p95 = results["rules, long"]["p95_ms"]
+    ok = beyond < TARGET_P95_MS and long_p95 < TARGET_P95_MS
+    print(f"target p95 < {TARGET_P95_MS:.0f} ms beyond the query embedding: "
+          f"{'met' if beyond < TARGET_P95_MS else 'MISSED'} ({beyond} ms); on long posts "
+          f"(rules): {'met' if long_p95 < TARGET_P95_MS else 'MISSED'} ({long_p95} ms)")
     path = write_results("bench-triage", {"results": results, "target_p95_ms": TARGET_P95_MS})
     print(f"results: {path}")
-    return 0 if beyond < TARGET_P95_MS else 1
+    return 0 if ok else 1

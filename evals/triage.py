@@ -1,8 +1,8 @@
 """Triage quality: per-route precision/recall, confusion matrix, safety targets, every miss.
 
-    python -m evals triage [--set dev|heldout|real-dev|real-heldout|real|redteam|redteam2|redteam3|all]
-                           [--rules-only] [--check] [--quiet]
+    python -m evals triage [--set NAME] [--rules-only] [--check] [--quiet]
 
+NAME: dev, heldout, real-dev, real-heldout, real, redteam, redteam2, redteam3 or all (default).
 Sets: dev = evals/data/triage.jsonl (tuned on); heldout = triage_heldout.jsonl (never
 tuned on); real = triage_real.jsonl, the route decided for each row of the public data
 in ../shared/evaldata (CounselChat, SimpleSafetyTests, deepset injections), joined to
