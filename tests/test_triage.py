@@ -561,3 +561,21 @@ def test_llm_timeout_keeps_the_rules_route(settings):
 def test_without_an_llm_nothing_is_called(settings, rules):
     base = rules.classify("we argue about money")
     assert load_triage(settings).escalate_with_llm(base, "we argue about money") == base
+
+
+@pytest.mark.parametrize("message", [
+    "I've been bottling things up for months because I don't want to rock the boat",
+    "we have kids, jobs, a mortgage... when did we stop being a couple?",
+    "i keep everything inside so we don't end up fighting",
+])
+def test_everyday_strain_and_holding_feelings_in_are_in_scope(rules, message):
+    assert rules.classify(message).route in ("advice", "therapy")
+
+
+@pytest.mark.parametrize("message", ["whats the capital of peru", "write me a python function"])
+def test_other_subjects_stay_off_topic(rules, message):
+    assert rules.classify(message).route == "off_topic"
+
+
+def test_an_argument_that_never_ends_is_entrenched(rules):
+    assert rules.classify("we keep having the same argument and it never ends").route == "therapy"
