@@ -260,6 +260,11 @@ def split_sentences(text: str, offset: int = 0) -> list[tuple[int, int]]:
         spans.append((start, m.start()))
         start = m.end()
     spans.append((start, len(text)))
+    return [(s + offset, e + offset) for s, e in trim_spans(text, spans)]
+
+
+def trim_spans(text: str, spans: Iterable[tuple[int, int]]) -> list[tuple[int, int]]:
+    """Shrink each (start, end) span past surrounding white space; drop empty ones."""
     out = []
     for s, e in spans:
         while s < e and text[s].isspace():
@@ -267,7 +272,7 @@ def split_sentences(text: str, offset: int = 0) -> list[tuple[int, int]]:
         while e > s and text[e - 1].isspace():
             e -= 1
         if e > s:
-            out.append((s + offset, e + offset))
+            out.append((s, e))
     return out
 
 

@@ -26,6 +26,7 @@ from typing import Any, Literal
 
 import numpy as np
 
+from .corpus import trim_spans
 from .respond import SentenceBank, content_words
 
 SUPPORT_STRONG = 0.75
@@ -100,15 +101,7 @@ def split_answer(text: str) -> list[tuple[int, int]]:
             start = m.end()
         spans.append((pos + start, pos + len(body)))
         pos += len(line)
-    out = []
-    for s, e in spans:
-        while s < e and text[s].isspace():
-            s += 1
-        while e > s and text[e - 1].isspace():
-            e -= 1
-        if e > s:
-            out.append((s, e))
-    return out
+    return trim_spans(text, spans)
 
 
 def strip_citations(text: str) -> str:

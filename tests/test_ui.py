@@ -14,22 +14,13 @@ import pytest
 from streamlit.testing.v1 import AppTest
 
 from evals.bench_ui import run_sessions
+from tests.answer_helpers import TIP_PHRASES  # none may appear in a crisis or abuse reply
 from tests.ui_helpers import REPO, streamlit_server  # noqa: F401 - a fixture
 
 APP = str(REPO / "ui" / "app.py")
 CORPUS = " ".join((REPO / "corpus" / "reconnecting-with-your-partner.md").read_text().split())
 NEUTRAL_SITE = "https://www.weather.com/"
 
-# Phrases of the article's tips: none may appear in a crisis or abuse reply.
-TIP_PHRASES = (
-    "Begin with yourself",
-    "looking at yourself",
-    "Don’t wait for your spouse",
-    "Be loving in little ways",
-    "Spend quality time",
-    "date night",
-    "couples therapy can be a remarkable step",
-)
 
 # The first load builds the index and loads the embedding model; later ones reuse them.
 COLD_TIMEOUT = 600
