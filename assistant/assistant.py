@@ -122,6 +122,7 @@ class Assistant:
         self.offline.attach_embedder(self.embedder)
         self.verifier = Verifier(self.bank, self.embedder)
         self.replies = load_replies()
+        self._pool: Any = None  # threads for early condense calls, made on first use
 
     @classmethod
     def from_settings(cls, settings: Settings, *, progress: bool = False) -> Assistant:
@@ -176,6 +177,7 @@ class Assistant:
         hist = clean_history(history)
         locale = (locale or self.settings.locale or "US").upper()
         notices = [n for n in (notice or cut,) if n]
+        condensed = self._speculate(text, full, hist)
 
         t = time.perf_counter()
         embedding = self.embedder.embed_query(text)
@@ -225,7 +227,7 @@ class Assistant:
         reply: Reply | None = None
         if use_llm:
             reply = yield from self._llm_turn(text, hist, route, embedding, locale, closing,
-                                              timings, t0)
+                                              timings, t0, condensed)
             if reply is not None:
                 reply.resources = _merge(resources, reply.resources)
                 reply.notice = _one_line(notices + ([reply.notice] if reply.notice else []))
@@ -291,9 +293,28 @@ class Assistant:
         timings["respond"] += _ms(t)
         return composed
 
+    def _speculate(self, text: str, full: str, hist: list[dict]) -> Any:
+        """Start condensing a follow-up early, when the rules see nothing unsafe in it.
+
+        The condense round trip then overlaps the embedding and the full triage. A turn that
+        still ends on a safety route never waits for it: its result is simply not used.
+        """
+        if self.llm is None or not hist or any(
+            h.get("route") in ("crisis", "abuse") for h in hist
+        ):
+            return None
+        rules_route = getattr(self.triage, "rules_route", None)
+        if rules_route is None or rules_route(full) in SAFETY_ROUTES:
+            return None
+        if self._pool is None:
+            from concurrent.futures import ThreadPoolExecutor
+
+            self._pool = ThreadPoolExecutor(max_workers=4, thread_name_prefix="condense")
+        return self.llm.start_condense(text, hist, self._pool)
+
     def _llm_turn(self, text: str, hist: list[dict], route: str, embedding: Any, locale: str,
-                  closing: str, timings: dict[str, float],
-                  t0: float) -> Iterator[str | Reply]:
+                  closing: str, timings: dict[str, float], t0: float,
+                  condensed: Any = None) -> Iterator[str | Reply]:
         """Stream the LLM's answer; return its Reply, or a fallback Reply on any failure."""
         from .llm import LLMTurn, MarkerStream, render_markers
 
@@ -306,7 +327,7 @@ class Assistant:
         t = time.perf_counter()
         try:
             for piece in self.llm.run(text, hist, route=route, embedding=embedding,
-                                      pin_sections=pins, turn=turn):
+                                      pin_sections=pins, turn=turn, condensed=condensed):
                 if markers is None:
                     markers = MarkerStream(turn.passages)
                 out = markers.feed(piece)

@@ -209,10 +209,22 @@ class LLMResponder:
             | StrOutputParser()
         )
 
+    def start_condense(self, message: str, history: Sequence[dict], pool: Any) -> Any:
+        """Begin condensing a follow-up on `pool`; `run(..., condensed=future)` collects it.
+
+        The caller starts this only once the rules have cleared the message, so the
+        round trip overlaps the turn's embedding and triage instead of following them.
+        """
+        inputs = {"message": message, "history": history_messages(history),
+                  "history_text": history_text(history)}
+        return pool.submit(self.condense.invoke, inputs)
+
     def _prepare(self, x: dict, config: Any = None) -> dict:
         """Condense a follow-up (an LLM call, only with history), retrieve, fill the prompt."""
         question = x["message"]
-        if x["history"]:
+        if x.get("condensed") is not None:
+            question = x["condensed"].result() or x["message"]
+        elif x["history"]:
             question = self.condense.invoke(x, config) or x["message"]
         passages = self._retrieve({**x, "question": question})
         return self._answer_inputs({**x, "question": question, "passages": passages})
@@ -254,7 +266,8 @@ class LLMResponder:
 
     def run(self, message: str, history: Sequence[dict], *, route: str,
             embedding: Sequence[float] | None = None,
-            pin_sections: Sequence[str] = (), turn: LLMTurn | None = None) -> Iterator[str]:
+            pin_sections: Sequence[str] = (), turn: LLMTurn | None = None,
+            condensed: Any = None) -> Iterator[str]:
         """Stream the answer's raw text pieces; `turn` holds passages and timings."""
         turn = turn or LLMTurn()
         turn.started = time.perf_counter()
@@ -265,6 +278,7 @@ class LLMResponder:
             "embedding": embedding,
             "route": route,
             "pin_sections": tuple(pin_sections),
+            "condensed": condensed,
             "_turn": turn,
         }
         turn.condensed = bool(history)

@@ -554,6 +554,10 @@ class Triage:
     def embedder(self) -> Any:
         return self.semantic.embedder if self.semantic else None
 
+    def rules_route(self, message: str) -> str:
+        """The rules' route alone: no embedding, no history (about a millisecond)."""
+        return self._rules_cached(message).route
+
     def _rules_cached(self, message: str) -> _Verdict:
         # history turns are re-read every turn; remember a few (in memory only)
         with self._lock:

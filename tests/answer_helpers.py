@@ -51,6 +51,9 @@ class ScriptedTriage:
                 sticky = r
         return TriageResult(route, 0.9, [f"scripted: {route}"], sticky, ())
 
+    def rules_route(self, message):
+        return self.routes.get(message, "advice")
+
 
 SCRIPT = {
     "I want to end my life, nothing matters anymore": "crisis",

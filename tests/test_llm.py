@@ -219,3 +219,42 @@ def test_markers_are_rewritten_even_when_split_across_pieces(retriever):
     assert out == "Say it gently *(tip 4)*. Then walk *(tip 3)*."
     text, cited = render_markers("A [1, 2]. B [5].", passages)
     assert text == "A *(tip 4, tip 3)*. B." and cited == [1, 2]
+
+
+def test_a_follow_up_is_condensed_while_the_turn_is_triaged(llm_assistant, fake_openai):
+    """The condense call starts before triage finishes; the turn still uses its result."""
+    history = [
+        {"role": "user", "content": "we never do anything fun anymore"},
+        {"role": "assistant", "content": "Quality time helps. *(tip 3)*", "route": "advice"},
+    ]
+    seen_by_triage = []
+    classify = llm_assistant.triage.classify
+
+    def slow_classify(message, hist=None, *, embedding=None):
+        time.sleep(0.5)  # a slow triage: the condense request must already be under way
+        seen_by_triage.append(len(fake_openai.requests))
+        return classify(message, hist, embedding=embedding)
+
+    fake_openai.enqueue(Say("What fun things can we do together as a couple?"))
+    fake_openai.default = lambda body: Say(grounded_answer(body))
+    llm_assistant.triage.classify = slow_classify
+    try:
+        _, reply, _ = run(llm_assistant, "like what?", history)
+    finally:
+        llm_assistant.triage.classify = classify
+    assert seen_by_triage == [1], "the condense request was sent before triage finished"
+    assert reply.mode == "llm"
+    condense, answer = fake_openai.requests
+    assert "like what?" in " ".join(m["content"] for m in condense.body["messages"])
+
+
+def test_a_follow_up_the_rules_call_unsafe_is_never_sent(llm_assistant, fake_openai):
+    history = [
+        {"role": "user", "content": "we never do anything fun anymore"},
+        {"role": "assistant", "content": "Quality time helps. *(tip 3)*", "route": "advice"},
+    ]
+    fake_openai.default = Hang(30)
+    t = time.perf_counter()
+    _, reply, _ = run(llm_assistant, "I want to end my life, nothing matters anymore", history)
+    assert time.perf_counter() - t < 1
+    assert reply.route == "crisis" and fake_openai.requests == []
