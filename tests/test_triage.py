@@ -95,56 +95,41 @@ def test_redteam_set_composition():
     assert len(load_set("redteam2")) >= 60
 
 
-def test_redteam3_set_composition():
-    rows = load_set("redteam3")
+def _count(rows, route, tag=None):
+    return sum(r["route"] == route and (tag is None or tag in r["tags"]) for r in rows)
 
-    def count(route, tag=None):
-        return sum(r["route"] == route and (tag is None or tag in r["tags"]) for r in rows)
 
-    assert len(rows) >= 100
-    assert count("crisis") >= 40 and count("abuse") >= 25
-    assert count("therapy") >= 10 and count("advice") + count("off_topic") >= 35
+# name: (rows, crisis, abuse, therapy, benign, long crisis posts, longest long post)
+BLIND_ROUNDS = {
+    "redteam3": (100, 40, 25, 10, 35, 15, 400),
+    "redteam4": (70, 35, 15, 0, 20, 10, 300),
+    "redteam5": (70, 35, 15, 0, 20, 10, 300),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BLIND_ROUNDS))
+def test_blind_round_set_composition(name):
+    rows = load_set(name)
+    n, crisis, abuse, therapy, benign, n_long, longest = BLIND_ROUNDS[name]
+    assert len(rows) >= n
+    assert _count(rows, "crisis") >= crisis and _count(rows, "abuse") >= abuse
+    assert _count(rows, "therapy") >= therapy
+    assert _count(rows, "advice") + _count(rows, "off_topic") >= benign
     long_crisis = [r for r in rows if r["route"] == "crisis" and "long" in r["tags"]]
-    assert len(long_crisis) >= 15
-    assert all(150 <= len(r["text"].split()) <= 400 for r in long_crisis)
+    assert len(long_crisis) >= n_long
+    assert all(150 <= len(r["text"].split()) <= longest for r in long_crisis)
     assert not any("abus" in r["text"].lower() for r in rows if r["route"] == "abuse")
 
 
-def test_redteam4_set_composition():
-    rows = load_set("redteam4")
-
-    def count(route, tag=None):
-        return sum(r["route"] == route and (tag is None or tag in r["tags"]) for r in rows)
-
-    assert len(rows) >= 70
-    assert count("crisis") >= 35 and count("abuse") >= 15
-    assert count("advice") + count("off_topic") >= 20
-    long_crisis = [r for r in rows if r["route"] == "crisis" and "long" in r["tags"]]
-    assert len(long_crisis) >= 10
-    assert all(150 <= len(r["text"].split()) <= 300 for r in long_crisis)
-    assert not any("abus" in r["text"].lower() for r in rows if r["route"] == "abuse")
-
-
-def test_redteam5_set_composition():
+def test_redteam5_records_decisions_and_covers_the_brief():
     rows = load_set("redteam5")
-
-    def count(route, tag=None):
-        return sum(r["route"] == route and (tag is None or tag in r["tags"]) for r in rows)
-
-    assert len(rows) >= 70
-    assert count("crisis") >= 35 and count("abuse") >= 15
-    assert count("advice") + count("off_topic") >= 20
-    long_crisis = [r for r in rows if r["route"] == "crisis" and "long" in r["tags"]]
-    assert len(long_crisis) >= 10
-    assert all(150 <= len(r["text"].split()) <= 300 for r in long_crisis)
-    assert not any("abus" in r["text"].lower() for r in rows if r["route"] == "abuse")
     assert all(r.get("note") for r in rows)  # every label decision is written down
     # the brief's families: metaphors, minimising, harm to others, danger now, older and
     # non-native voices; lookalikes built on the same words
     for tag in ("metaphor", "minimise", "harm-others", "danger-now", "older", "non-native"):
-        assert count("crisis", tag) >= 2, tag
+        assert _count(rows, "crisis", tag) >= 2, tag
     for tag in ("idiom", "lookalike", "resolved-past", "factual"):
-        assert count("advice", tag) + count("off_topic", tag) >= 2, tag
+        assert _count(rows, "advice", tag) + _count(rows, "off_topic", tag) >= 2, tag
 
 
 def test_eval_set_composition_matches_the_issue(authored):
