@@ -575,7 +575,7 @@ class Triage:
     def classify(self, message: str, history: Sequence[str] | None = None, *,
                  embedding: Sequence[float] | None = None) -> TriageResult:
         """Route `message`; `history` is earlier user messages, oldest first."""
-        v = self.engine.verdict(message or "")
+        v = self._rules_cached(message or "")  # rules_route() may have read it already
         route, reasons = v.route, list(v.reasons)
         confidence = _confidence(v)
 
