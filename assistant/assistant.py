@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -70,6 +70,23 @@ class Reply:
             "timings": {k: round(v, 2) for k, v in self.timings.items()},
             "retrieved": list(self.retrieved),
         }
+
+
+@dataclass(frozen=True)
+class TextDelta:
+    """A piece of the answer's text, to show as it arrives."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Final:
+    """The last event of a turn. Its reply's text is the final word: show it once it comes."""
+
+    reply: Reply
+
+
+StreamEvent = TextDelta | Final
 
 
 def _resource_dict(r: Any) -> dict[str, Any]:
@@ -153,20 +170,18 @@ class Assistant:
     def respond(self, message: str, history: list[dict] | None = None, *,
                 locale: str | None = None) -> Reply:
         """Answer one message; the same as `stream()` without the pieces."""
-        reply = None
-        for item in self.stream(message, history, locale=locale):
-            if isinstance(item, Reply):
-                reply = item
-        assert reply is not None  # stream() always ends with the Reply
-        return reply
+        for event in self.stream(message, history, locale=locale):
+            if isinstance(event, Final):
+                return event.reply
+        raise RuntimeError("stream() ended without its Final event")
 
     def stream(self, message: str, history: list[dict] | None = None, *,
-               locale: str | None = None) -> Iterator[str | Reply]:
-        """Yield text pieces as they are produced, then the Reply.
+               locale: str | None = None) -> Iterator[StreamEvent]:
+        """Yield `TextDelta`s as text is produced, then one `Final` with the Reply.
 
         The Reply's text is the final word: after verification it can differ from what
         was streamed (a sentence dropped, or the offline reply instead), and a front end
-        should show `reply.text` once the Reply arrives.
+        should show `reply.text` once `Final` arrives.
         """
         t0 = time.perf_counter()
         timings = dict.fromkeys(STAGES, 0.0)
@@ -209,10 +224,10 @@ class Assistant:
             reply = Reply(sr.text, mode="offline", resources=list(sr.resources),
                           notice=_one_line(notices), **base)
             timings["first_text"] = _ms(t0)
-            yield reply.text
+            yield TextDelta(reply.text)
             timings["total"] = _ms(t0)
             reply.timings = timings
-            yield reply
+            yield Final(reply)
             return
 
         from .safety import sticky_note, sticky_resources, therapy_resources
@@ -239,10 +254,10 @@ class Assistant:
             reply.notice = _one_line(notices)
             _set(reply, base)
             timings["first_text"] = _ms(t0)
-            yield reply.text
+            yield TextDelta(reply.text)
         timings["total"] = _ms(t0)
         reply.timings = timings
-        yield reply
+        yield Final(reply)
 
     # -- the two responders
 
@@ -314,7 +329,7 @@ class Assistant:
 
     def _llm_turn(self, text: str, hist: list[dict], route: str, embedding: Any, locale: str,
                   closing: str, timings: dict[str, float], t0: float,
-                  condensed: Any = None) -> Iterator[str | Reply]:
+                  condensed: Any = None) -> Generator[TextDelta, None, Reply]:
         """Stream the LLM's answer; return its Reply, or a fallback Reply on any failure."""
         from .llm import LLMTurn, MarkerStream, render_markers
 
@@ -335,7 +350,7 @@ class Assistant:
                     if not streamed:
                         timings["first_text"] = _ms(t0)
                         streamed = True
-                    yield out
+                    yield TextDelta(out)
                 if piece.rstrip().endswith((".", "!", "?")) or "\n" in piece:
                     # A sentence just ended: check its support while the endpoint writes on.
                     tv = time.perf_counter()
@@ -344,7 +359,7 @@ class Assistant:
             if markers is not None:
                 tail = markers.flush()
                 if tail:
-                    yield tail
+                    yield TextDelta(tail)
         except LLMError as exc:
             timings["respond"] += _ms(t) - turn.retrieve_ms - warm_ms
             timings["retrieve"] += turn.retrieve_ms
@@ -354,7 +369,7 @@ class Assistant:
             reply.notice = (f"The language model wasn't available ({exc}), so this is the "
                             "offline answer from the article.")
             timings["first_text"] = _ms(t0)
-            yield ("\n\n" if streamed else "") + reply.text
+            yield TextDelta(("\n\n" if streamed else "") + reply.text)
             return reply
         timings["retrieve"] += turn.retrieve_ms
         timings["respond"] += _ms(t) - turn.retrieve_ms - warm_ms
@@ -441,4 +456,7 @@ def _one_line(notices: Sequence[str | None]) -> str | None:
     return " ".join(parts) if parts else None
 
 
-__all__ = ["Assistant", "Citation", "Reply", "clean_history", "most_severe"]
+__all__ = [
+    "Assistant", "Citation", "Final", "Reply", "StreamEvent", "TextDelta", "clean_history",
+    "most_severe",
+]

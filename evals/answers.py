@@ -165,7 +165,7 @@ def run_offline(rows: list[dict], convs: list[dict]) -> dict:
 
 def run_llm(rows: list[dict], convs: list[dict], planted: list[dict]) -> dict:
     from assistant.assistant import Reply
-    from tests.fake_openai import (
+    from assistant.testing.fake_openai import (
         BrokenStream,
         ContextTooLong,
         EmptyReply,
@@ -175,7 +175,7 @@ def run_llm(rows: list[dict], convs: list[dict], planted: list[dict]) -> dict:
         Status,
         grounded_answer,
     )
-    from tests.fake_openai import Reply as Say
+    from assistant.testing.fake_openai import Reply as Say
 
     acc = new_acc()
     details: list[dict] = []
@@ -214,8 +214,7 @@ def run_llm(rows: list[dict], convs: list[dict], planted: list[dict]) -> dict:
         }
         for name, script in failures.items():
             server.enqueue(*script)
-            items = list(assistant.stream("we barely talk anymore, it feels like roommates"))
-            reply = items[-1]
+            reply = assistant.respond("we barely talk anymore, it feels like roommates")
             ok = (isinstance(reply, Reply) and reply.mode == "fallback" and bool(reply.notice)
                   and bool(reply.citations))
             acc["failures_fell_back"].append(ok)

@@ -45,7 +45,7 @@ def _forget_queries(assistant: Any) -> None:
 
 
 def bench_offline(assistant: Any, questions: list[str], rounds: int) -> dict:
-    from assistant.assistant import Reply
+    from assistant.assistant import Final
 
     embed_ms, turn_ms, first_ms = [], [], []
     stages: dict[str, list[float]] = {}
@@ -61,8 +61,8 @@ def bench_offline(assistant: Any, questions: list[str], rounds: int) -> dict:
             first = None
             reply = None
             for item in assistant.stream(q):
-                if isinstance(item, Reply):
-                    reply = item
+                if isinstance(item, Final):
+                    reply = item.reply
                 elif first is None:
                     first = time.perf_counter()
             end = time.perf_counter()
@@ -82,10 +82,10 @@ def bench_offline(assistant: Any, questions: list[str], rounds: int) -> dict:
 
 def bench_llm(questions: list[str], followups: list[tuple[list[dict], str]],
               rounds: int) -> dict:
-    from assistant.assistant import Assistant, Reply
+    from assistant.assistant import Assistant, Final
     from assistant.config import Settings
-    from tests.fake_openai import FakeOpenAI, grounded_answer
-    from tests.fake_openai import Reply as Say
+    from assistant.testing.fake_openai import FakeOpenAI, grounded_answer
+    from assistant.testing.fake_openai import Reply as Say
 
     overhead, lag, server_ms, turn_ms, embed_ms = [], [], [], [], []
     stages: dict[str, list[float]] = {}
@@ -119,8 +119,8 @@ def bench_llm(questions: list[str], followups: list[tuple[list[dict], str]],
                 first = None
                 reply = None
                 for item in assistant.stream(q, history):
-                    if isinstance(item, Reply):
-                        reply = item
+                    if isinstance(item, Final):
+                        reply = item.reply
                     elif first is None:
                         first = time.perf_counter()
                 end = time.perf_counter()

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from tests.fake_openai import FakeOpenAI
+from assistant.testing.fake_openai import FakeOpenAI
 
 REPO = Path(__file__).resolve().parent.parent
 CORPUS_TEXT = "\n".join(p.read_text(encoding="utf-8") for p in (REPO / "corpus").glob("*.md"))

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 import pytest
 
-from assistant.assistant import STAGES, Assistant, Reply, clean_history, most_severe
+from assistant.assistant import (
+    STAGES,
+    Assistant,
+    Final,
+    Reply,
+    TextDelta,
+    clean_history,
+    most_severe,
+)
 from assistant.config import Settings
 from assistant.corpus import find_verbatim
 from assistant.errors import QueryError
@@ -61,9 +69,9 @@ def test_reply_has_the_documented_shape(offline_assistant):
 def test_stream_yields_text_then_the_reply(offline_assistant):
     items = list(offline_assistant.stream("we have kids, jobs, a mortgage, when did we stop "
                                           "being a couple?"))
-    assert isinstance(items[-1], Reply)
-    assert all(isinstance(i, str) for i in items[:-1]) and items[:-1]
-    assert "".join(items[:-1]) == items[-1].text
+    assert isinstance(items[-1], Final) and isinstance(items[-1].reply, Reply)
+    assert all(isinstance(i, TextDelta) for i in items[:-1]) and items[:-1]
+    assert "".join(i.text for i in items[:-1]) == items[-1].reply.text
 
 
 def test_advice_reply_is_grounded_and_identical_on_repeat(offline_assistant):

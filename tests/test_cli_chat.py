@@ -9,12 +9,12 @@ import json
 import pytest
 
 from assistant.cli import chat_cmds, main
+from assistant.testing.fake_openai import Status
 from tests.answer_helpers import (  # noqa: F401 - fixtures
     SECRET_KEY,
     fake_openai_fixture,
     offline_assistant_fixture,
 )
-from tests.fake_openai import Status
 
 
 @pytest.mark.slow

@@ -12,9 +12,19 @@ import time
 
 import pytest
 
-from assistant.assistant import Reply
+from assistant.assistant import Final, Reply
 from assistant.llm import MarkerStream, render_markers
 from assistant.respond import short_title
+from assistant.testing.fake_openai import (
+    BrokenStream,
+    ContextTooLong,
+    EmptyReply,
+    Garbage,
+    Hang,
+    Status,
+    grounded_answer,
+)
+from assistant.testing.fake_openai import Reply as Say
 from tests.answer_helpers import (  # noqa: F401 - fixtures
     CORPUS_TEXT,
     SECRET_KEY,
@@ -24,16 +34,6 @@ from tests.answer_helpers import (  # noqa: F401 - fixtures
     make_llm_assistant,
     offline_assistant_fixture,
 )
-from tests.fake_openai import (
-    BrokenStream,
-    ContextTooLong,
-    EmptyReply,
-    Garbage,
-    Hang,
-    Status,
-    grounded_answer,
-)
-from tests.fake_openai import Reply as Say
 
 pytestmark = pytest.mark.server
 
@@ -42,11 +42,11 @@ QUESTION = "we barely talk anymore, it feels like we're roommates"
 
 def run(assistant, message=QUESTION, history=None) -> tuple[list[str], Reply, list[float]]:
     pieces, stamps, reply = [], [], None
-    for item in assistant.stream(message, history):
-        if isinstance(item, Reply):
-            reply = item
+    for event in assistant.stream(message, history):
+        if isinstance(event, Final):
+            reply = event.reply
         else:
-            pieces.append(item)
+            pieces.append(event.text)
             stamps.append(time.perf_counter())
     assert reply is not None
     return pieces, reply, stamps

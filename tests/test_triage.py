@@ -11,9 +11,9 @@ import time
 import pytest
 
 from assistant.cli.triage_cmds import run_jsonl
+from assistant.testing.fake_openai import FakeOpenAI, Hang, Reply
 from assistant.triage import Triage, TriageResult, load_triage
 from evals.triage import load_set, meets_targets, run, score
-from tests.fake_openai import FakeOpenAI, Hang, Reply
 
 
 @pytest.fixture(scope="module")

@@ -229,7 +229,7 @@ def test_feedback_is_saved_without_the_message(page, feedback_db):
 
 
 def test_llm_endpoint_down_falls_back_with_a_notice(feedback_db, monkeypatch):
-    from tests.fake_openai import FakeOpenAI
+    from assistant.testing.fake_openai import FakeOpenAI
 
     with FakeOpenAI() as server:
         base_url = server.base_url
@@ -252,7 +252,7 @@ def test_llm_endpoint_down_falls_back_with_a_notice(feedback_db, monkeypatch):
 
 
 def test_llm_answer_is_streamed_with_its_sources(feedback_db, monkeypatch):
-    from tests.fake_openai import FakeOpenAI, Reply, grounded_answer
+    from assistant.testing.fake_openai import FakeOpenAI, Reply, grounded_answer
 
     with FakeOpenAI(default=lambda body: Reply(grounded_answer(body))) as server:
         monkeypatch.setenv("OPENAI_BASE_URL", server.base_url)

@@ -17,6 +17,7 @@ from typing import Any
 
 import streamlit as st
 
+from assistant.assistant import Final, TextDelta
 from assistant.config import Settings
 from assistant.errors import QueryError, ReconnectError
 from assistant.feedback import FeedbackRecord, FeedbackStore
@@ -296,12 +297,12 @@ def save_feedback(msg_id: str, path: str) -> None:
 
 def _pieces(stream: Iterable[Any], out: dict) -> Iterator[str]:
     """Pass the text pieces on to the page and keep the final Reply aside."""
-    for item in stream:
-        if isinstance(item, str):
-            if item:
-                yield item
-        else:
-            out["reply"] = item
+    for event in stream:
+        if isinstance(event, TextDelta):
+            if event.text:
+                yield event.text
+        elif isinstance(event, Final):
+            out["reply"] = event.reply
 
 
 def answer(assistant: Any, prompt: str, settings: Settings) -> None:

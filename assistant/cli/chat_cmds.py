@@ -80,16 +80,16 @@ def print_extras(reply: Any, out: TextIO, *, sources: bool = True) -> None:
 def stream_reply(assistant: Any, message: str, history: list[dict], locale: str | None,
                  out: TextIO) -> Any:
     """Print the reply as it streams; if checking changed it, print the checked version."""
-    from ..assistant import Reply
+    from ..assistant import Final, TextDelta
 
     streamed: list[str] = []
     reply = None
-    for item in assistant.stream(message, history, locale=locale):
-        if isinstance(item, Reply):
-            reply = item
-        else:
-            streamed.append(item)
-            out.write(item)
+    for event in assistant.stream(message, history, locale=locale):
+        if isinstance(event, Final):
+            reply = event.reply
+        elif isinstance(event, TextDelta):
+            streamed.append(event.text)
+            out.write(event.text)
             out.flush()
     out.write("\n")
     if reply is not None and "".join(streamed).strip() != reply.text.strip():
