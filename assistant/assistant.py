@@ -13,11 +13,14 @@ from collections.abc import Generator, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from .acts import ActResponder
 from .config import Settings
+from .dialogue import WRITTEN_ACTS, ActDetector, ConversationState, build_state
 from .errors import LLMError
 from .respond import (
     Citation,
     Composed,
+    Limits,
     OfflineResponder,
     SentenceBank,
     load_replies,
@@ -53,6 +56,7 @@ class Reply:
     reasons: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
     retrieved: list[str] = field(default_factory=list)  # sections the responder was given
+    act: str = "situation"  # what the message was doing (dialogue.ACTS)
 
     def to_dict(self) -> dict[str, Any]:
         """The `assistant ask --json` shape (DESIGN.md)."""
@@ -60,6 +64,7 @@ class Reply:
             "text": self.text,
             "route": self.route,
             "mode": self.mode,
+            "act": self.act,
             "citations": [c.to_dict() for c in self.citations],
             "resources": [_resource_dict(r) for r in self.resources],
             "notice": self.notice,
@@ -135,8 +140,11 @@ class Assistant:
         self.llm = llm
         self.embedder = retriever.embedder
         self.bank = bank or SentenceBank(retriever.articles, self.embedder)
-        self.offline = OfflineResponder(self.bank)
-        self.offline.attach_embedder(self.embedder)
+        replies = load_replies()
+        self.offline = OfflineResponder(
+            self.bank, replies, probe_vec=self.embedder.embed_query(replies["therapy"]["probe"]))
+        self.acts = ActResponder(self.offline)
+        self.detector = ActDetector(self.embedder)
         self.verifier = Verifier(self.bank, self.embedder)
         self.replies = load_replies()
         self._pool: Any = None  # threads for early condense calls, made on first use
@@ -213,8 +221,11 @@ class Assistant:
             "confidence": float(getattr(result, "confidence", 0.0)),
             "reasons": list(getattr(result, "reasons", [])),
         }
+        state = build_state(text, hist, self.bank.label_to_section)
+        act = self._act(text, embedding, state, route)
+        base["act"] = act
 
-        if route in SAFETY_ROUTES:
+        if route in SAFETY_ROUTES and act in ("safety", "off_topic"):
             from .safety import safety_reply
 
             t = time.perf_counter()
@@ -233,23 +244,27 @@ class Assistant:
         from .safety import sticky_note, sticky_resources, therapy_resources
 
         resources: list[Any] = []
-        if route == "therapy" and sticky_before != "abuse":
+        if route == "therapy" and sticky_before != "abuse" and act not in WRITTEN_ACTS:
             resources += therapy_resources(locale)
         resources += sticky_resources(sticky_before, locale)
         closing = sticky_note(sticky_before, locale)
 
-        use_llm = self.llm is not None and sticky_before != "abuse"
+        # Greetings, thanks, memory and the like are answered from written replies in both
+        # modes: nothing to retrieve, nothing for a model to add.
+        use_llm = self.llm is not None and sticky_before != "abuse" and \
+            act not in WRITTEN_ACTS
         reply: Reply | None = None
         if use_llm:
             reply = yield from self._llm_turn(text, hist, route, embedding, locale, closing,
-                                              timings, t0, condensed)
+                                              timings, t0, condensed,
+                                              situation=state.situation or None)
             if reply is not None:
                 reply.resources = _merge(resources, reply.resources)
                 reply.notice = _one_line(notices + ([reply.notice] if reply.notice else []))
                 _set(reply, base)
         if reply is None:
             reply = self._offline_turn(text, hist, route, embedding, locale, sticky_before,
-                                       closing, timings)
+                                       closing, timings, act=act, state=state)
             reply.resources = _merge(resources, reply.resources)
             reply.notice = _one_line(notices)
             _set(reply, base)
@@ -259,13 +274,31 @@ class Assistant:
         reply.timings = timings
         yield Final(reply)
 
+    # -- understanding the turn
+
+    def _act(self, text: str, embedding: Any, state: ConversationState, route: str) -> str:
+        """What the message is doing; safety routes are the triage's, never overridden.
+
+        An `off_topic` verdict gives way to an act the detector is sure of (a greeting, a
+        question about the article): the scope line is only for plainly other requests.
+        """
+        if route in ("crisis", "abuse"):
+            return "safety"
+        act = self.detector.detect(text, embedding, state)
+        if route == "off_topic" and act == "situation":
+            return "off_topic"
+        return act
+
     # -- the two responders
 
     def _offline_turn(self, text: str, hist: list[dict], route: str, embedding: Any,
                       locale: str, sticky: str | None, closing: str,
-                      timings: dict[str, float]) -> Reply:
+                      timings: dict[str, float], *, act: str | None = None,
+                      state: ConversationState | None = None) -> Reply:
+        state = state or build_state(text, hist, self.bank.label_to_section)
+        act = act or self._act(text, embedding, state, route)
         composed = self._compose(text, hist, route, embedding, locale, sticky, closing,
-                                 timings)
+                                 timings, act=act, state=state)
         t = time.perf_counter()
         bad = self.verifier.check_quotes([c.quote for c in composed.citations])
         timings["verify"] += _ms(t)
@@ -273,40 +306,60 @@ class Assistant:
         if bad:  # never expected: quotes are cut from the corpus; keep the reply honest
             composed.citations = [c for c in composed.citations if c.quote not in bad]
             verification = f"repaired: dropped {len(bad)} quotes not found in the article"
-        from .safety import therapy_resources
-
-        return Reply(composed.text, route=route, mode="offline",
+        return Reply(composed.text, route=route, mode="offline", act=act,
                      citations=composed.citations, verification=verification,
                      retrieved=composed.retrieved,
-                     resources=therapy_resources(locale) if composed.therapy_note else [])
+                     resources=self._act_resources(act, locale, composed))
+
+    def _act_resources(self, act: str, locale: str, composed: Composed) -> list[Any]:
+        """Directories when the reply listed them; helplines when it can't read the message."""
+        from .resources import INTERNATIONAL, resources_for
+        from .safety import therapy_resources
+
+        if act == "other_language":  # the triage could not read it: lines for anywhere
+            local, world = resources_for(locale), resources_for(INTERNATIONAL)
+            return [*local.crisis, *local.crisis_text, *world.crisis]
+        return therapy_resources(locale) if composed.therapy_note else []
 
     def _compose(self, text: str, hist: list[dict], route: str, embedding: Any, locale: str,
-                 sticky: str | None, closing: str, timings: dict[str, float]) -> Composed:
-        from .safety import therapy_note
-
+                 sticky: str | None, closing: str, timings: dict[str, float], *,
+                 act: str = "situation", state: ConversationState | None = None) -> Composed:
+        state = state or build_state(text, hist, self.bank.label_to_section)
+        limits, route = self._limits(route, sticky, locale, closing)
+        t = time.perf_counter()
+        if self.acts.handles(act):
+            composed = self.acts.reply(act, text, state, self.bank.similarities(embedding),
+                                       limits)
+            timings["respond"] += _ms(t)
+            return composed
+        # The follow-up's words help the lexical search; the turn's one embedding serves
+        # the dense search (a second embedding would double the turn's cost).
         followup = self.bank.followup(text, hist)
-        t = time.perf_counter()
-        qvec = embedding if followup.query == text else self.embedder.embed_query(followup.query)
-        timings["embed"] += _ms(t)
-        t = time.perf_counter()
         k = max(self.settings.top_k, OFFLINE_K)
-        passages = self.retriever.retrieve(followup.query, k=k, embedding=qvec)
+        passages = self.retriever.retrieve(followup.query, k=k, embedding=embedding)
         timings["retrieve"] += _ms(t)
         t = time.perf_counter()
-        allowed, opening = None, ""
-        if sticky == "abuse":
-            allowed = set(self.replies["sticky"]["abuse_sections"])
-            opening = self.replies["sticky"]["abuse"]
-            if route == "therapy":  # couples therapy is not advised where there is abuse
-                opening += "\n\n" + self.replies["sticky"]["abuse_therapy"]
-            route = "advice"
-        composed = self.offline.compose(
-            text, route=route, passages=passages, query_vec=qvec, followup=followup,
-            therapy_note=None if sticky == "abuse" else therapy_note(locale),
-            allowed=allowed, opening=opening, closing=closing,
-        )
+        composed = self.offline.compose(text, route=route, passages=passages,
+                                        query_vec=embedding, state=state, limits=limits,
+                                        topic=act == "article_topic")
         timings["respond"] += _ms(t)
         return composed
+
+    def _limits(self, route: str, sticky: str | None, locale: str, closing: str
+                ) -> tuple[Limits, str]:
+        """What the reply may draw on, from the safety policy; and the route to answer as."""
+        from .safety import therapy_note
+
+        if sticky != "abuse":
+            return Limits(therapy_note=therapy_note(locale), closing=closing), route
+        # After an abuse disclosure only the sections that assume no safe relationship
+        # remain, and couples therapy is not advised (SAFETY.md).
+        sticky_words = self.replies["sticky"]
+        opening = sticky_words["abuse"]
+        if route == "therapy":
+            opening += "\n\n" + sticky_words["abuse_therapy"]
+        allowed = frozenset(sticky_words["abuse_sections"])
+        return Limits(allowed=allowed, abuse=True, opening=opening, closing=closing), "advice"
 
     def _speculate(self, text: str, full: str, hist: list[dict]) -> Any:
         """Start condensing a follow-up early, when the rules see nothing unsafe in it.
@@ -329,76 +382,81 @@ class Assistant:
 
     def _llm_turn(self, text: str, hist: list[dict], route: str, embedding: Any, locale: str,
                   closing: str, timings: dict[str, float], t0: float,
-                  condensed: Any = None) -> Generator[TextDelta, None, Reply]:
-        """Stream the LLM's answer; return its Reply, or a fallback Reply on any failure."""
-        from .llm import LLMTurn, MarkerStream, render_markers
+                  condensed: Any = None,
+                  situation: str | None = None) -> Generator[TextDelta, None, Reply]:
+        """Write the answer with the LLM, check it whole, then show it once.
+
+        Nothing the model writes is shown before it has been checked (the page shows a
+        "writing" state meanwhile), so no text is ever withdrawn. On any failure, past
+        the turn's deadline, or when checking rejects the answer, the offline reply.
+        """
+        from .llm import LLMTurn, render_markers
 
         turn = LLMTurn()
         pins = [self.offline.therapy_section] if route == "therapy" and \
             self.offline.therapy_section else []
-        markers: MarkerStream | None = None
-        streamed = False
         warm_ms = 0.0  # verification work done while the answer streamed
+        deadline = self.settings.llm_deadline - (time.perf_counter() - t0)
         t = time.perf_counter()
         try:
             for piece in self.llm.run(text, hist, route=route, embedding=embedding,
-                                      pin_sections=pins, turn=turn, condensed=condensed):
-                if markers is None:
-                    markers = MarkerStream(turn.passages)
-                out = markers.feed(piece)
-                if out:
-                    if not streamed:
-                        timings["first_text"] = _ms(t0)
-                        streamed = True
-                    yield TextDelta(out)
+                                      pin_sections=pins, turn=turn, condensed=condensed,
+                                      situation=situation, deadline=max(0.1, deadline)):
                 if piece.rstrip().endswith((".", "!", "?")) or "\n" in piece:
-                    # A sentence just ended: check its support while the endpoint writes on.
+                    # A sentence just ended: embed it while the endpoint writes on.
                     tv = time.perf_counter()
                     self.verifier.warm(turn.answer)
                     warm_ms += _ms(tv)
-            if markers is not None:
-                tail = markers.flush()
-                if tail:
-                    yield TextDelta(tail)
         except LLMError as exc:
             timings["respond"] += _ms(t) - turn.retrieve_ms - warm_ms
             timings["retrieve"] += turn.retrieve_ms
-            reply = self._offline_turn(text, hist, route, embedding, locale, None, closing,
-                                       timings)
-            reply.mode = "fallback"
-            reply.notice = (f"The language model wasn't available ({exc}), so this is the "
-                            "offline answer from the article.")
-            timings["first_text"] = _ms(t0)
-            yield TextDelta(("\n\n" if streamed else "") + reply.text)
-            return reply
+            notice = (f"The language model wasn't available ({exc}), so this is the "
+                      "offline answer from the article.")
+            return (yield from self._llm_fallback(text, hist, route, embedding, locale,
+                                                  closing, timings, t0, notice, None))
         timings["retrieve"] += turn.retrieve_ms
         timings["respond"] += _ms(t) - turn.retrieve_ms - warm_ms
         timings["verify"] += warm_ms
 
         t = time.perf_counter()
-        verdict = self.verifier.check(turn.answer, turn.passages, message=text)
+        known = " ".join(x for x in (text, situation) if x)
+        verdict = self.verifier.check(turn.answer, turn.passages, message=known,
+                                      prompt=turn.instructions,
+                                      truncated=turn.finish_reason == "length")
         timings["verify"] += _ms(t)
         if verdict.action == "replace":
-            reply = self._offline_turn(text, hist, route, embedding, locale, None, closing,
-                                       timings)
-            reply.mode = "fallback"
-            reply.verification = verdict.summary()
-            reply.notice = ("The model's answer didn't hold up against the article, so this "
-                            "is the offline answer.")
-            return reply
+            notice = ("The model's answer didn't hold up against the article, so this is the "
+                      "offline answer.")
+            return (yield from self._llm_fallback(text, hist, route, embedding, locale,
+                                                  closing, timings, t0, notice, verdict))
         rendered, cited = render_markers(verdict.text, turn.passages)
         body = rendered.strip()
         if closing:
             body = f"{body}\n\n{closing}"
+        timings["first_text"] = _ms(t0)
+        yield TextDelta(body)
         return Reply(body, route=route, mode="llm",
                      citations=self._llm_citations(verdict, turn.passages, cited),
                      verification=verdict.summary(),
                      retrieved=list(dict.fromkeys(p.section_id for p in turn.passages)))
 
+    def _llm_fallback(self, text: str, hist: list[dict], route: str, embedding: Any,
+                      locale: str, closing: str, timings: dict[str, float], t0: float,
+                      notice: str, verdict: Verdict | None) -> Generator[TextDelta, None, Reply]:
+        """The offline reply in place of the model's, with a notice saying why."""
+        reply = self._offline_turn(text, hist, route, embedding, locale, None, closing,
+                                   timings)
+        reply.mode = "fallback"
+        reply.notice = notice
+        reply.verification = verdict.summary() if verdict else None
+        timings["first_text"] = _ms(t0)
+        yield TextDelta(reply.text)
+        return reply
+
     def _llm_citations(self, verdict: Verdict, passages: Sequence[Any],
                        cited: list[int]) -> list[Citation]:
         """A citation per passage the answer relies on, with verbatim words from it."""
-        import re
+        from .text import QUOTED
 
         order = list(cited)
         for c in verdict.checks:  # a supported sentence that forgot its [n] still counts
@@ -410,7 +468,7 @@ class Assistant:
             quote = None
             for c in verdict.checks:
                 if c.ok and n in c.cited:
-                    for m in re.finditer(r"[\"“]([^\"“”]{12,}?)[\"”]", c.text):
+                    for m in QUOTED.finditer(c.text):
                         exact = self.verifier.verbatim(m.group(1))
                         if exact and exact in p.chunk.text:
                             quote = exact

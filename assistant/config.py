@@ -43,10 +43,6 @@ class Settings(BaseSettings):
     embedding_provider: Literal["local", "openai"] = Field(
         default="local", validation_alias=_env("RECONNECT_EMBEDDING_PROVIDER")
     )
-    embedding_model: str = Field(
-        default="sentence-transformers/all-MiniLM-L6-v2",
-        validation_alias=_env("RECONNECT_EMBEDDING_MODEL"),
-    )
     openai_embedding_model: str = Field(
         default="text-embedding-3-small", validation_alias=_env("RECONNECT_OPENAI_EMBEDDING_MODEL")
     )
@@ -80,6 +76,15 @@ class Settings(BaseSettings):
     )
     llm_temperature: float = Field(
         default=0.3, ge=0, le=2, validation_alias=_env("RECONNECT_LLM_TEMPERATURE")
+    )
+    # The answer is asked for in under 160 words; this caps a model that loops or rambles.
+    llm_max_tokens: int = Field(
+        default=400, ge=32, le=4096, validation_alias=_env("RECONNECT_LLM_MAX_TOKENS")
+    )
+    # A whole LLM turn (condense, answer, check) must be done by this many seconds; past
+    # it the offline answer is given, with a notice.
+    llm_deadline: float = Field(
+        default=20.0, gt=0, le=600, validation_alias=_env("RECONNECT_LLM_DEADLINE")
     )
 
     # Safety and privacy

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 
 from .errors import CorpusError
+from .text import SENTENCE_END as _SENTENCE_END
 
 ARTICLE_SUFFIXES = (".md", ".markdown", ".txt")
 CHUNKER_VERSION = "1"
@@ -20,8 +21,6 @@ _IMAGE_CREDIT = re.compile(r"^\s*Image Source:.*$", re.IGNORECASE)
 _TIP_HEADING = re.compile(r"^(\d{1,2})\.\s+(\S.{0,120})$")
 _MD_HEADING = re.compile(r"^(#{1,6})\s+(.+?)\s*(?:\{#([a-z0-9][a-z0-9-]*)\})?\s*$")
 _FRONT_MATTER = re.compile(r"\A---\n(.*?)\n---\n", re.DOTALL)
-# A sentence ends at . ! ? or … (maybe followed by a closing quote) and then white space.
-_SENTENCE_END = re.compile(r"(?<=[.!?…])[\"”’)]*\s+(?=[\"“‘(A-Z0-9])")
 _TOKENISH = re.compile(r"\w+|[^\w\s]")
 
 

@@ -7,12 +7,13 @@ import shutil
 import sys
 import time
 import uuid
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from functools import lru_cache
 from pathlib import Path
-from threading import Lock
 from typing import Any
+
+from langchain_core.embeddings import Embeddings
 
 from .config import Settings
 from .corpus import Article, Chunk, chunk_corpus, corpus_fingerprint, load_corpus
@@ -38,6 +39,7 @@ def local_model_dir() -> Path:
 
 
 def sha256_file(path: Path) -> str:
+    """Hash a file in 1 MiB blocks."""
     h = hashlib.sha256()
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
@@ -61,63 +63,59 @@ def verify_model(model_dir: Path, expected: str = MODEL_SHA256) -> str:
 
 
 class Embedder:
-    """A LangChain `Embeddings` with a small LRU cache for queries (one embedding per turn)."""
+    """A LangChain `Embeddings` with an LRU cache for queries (one embedding per turn)."""
 
-    def __init__(self, embeddings: Any, model_id: str, cache_size: int = 512) -> None:
+    def __init__(self, embeddings: Embeddings, model_id: str, cache_size: int = 512) -> None:
         self.embeddings = embeddings
         self.model_id = model_id
-        self._cache: OrderedDict[str, list[float]] = OrderedDict()
-        self._cache_size = cache_size
-        self._lock = Lock()
+        # Per instance (not on the method), so two embedders never share entries.
+        self._cached = lru_cache(maxsize=cache_size)(self._embed)
+
+    def _embed(self, text: str) -> tuple[float, ...]:
+        return tuple(self.embeddings.embed_query(text))
 
     def embed_query(self, text: str) -> list[float]:
-        with self._lock:
-            hit = self._cache.get(text)
-            if hit is not None:
-                self._cache.move_to_end(text)
-                return hit
-        vec = self.embeddings.embed_query(text)
-        with self._lock:
-            self._cache[text] = vec
-            if len(self._cache) > self._cache_size:
-                self._cache.popitem(last=False)
-        return vec
+        """Embed one query, from the cache when it was seen lately."""
+        return list(self._cached(text))
 
     def embed_query_uncached(self, text: str) -> list[float]:
+        """Embed one query without the cache (benchmarks time the model itself)."""
         return self.embeddings.embed_query(text)
 
+    def cache_clear(self) -> None:
+        """Forget cached queries (benchmarks measure a cold turn)."""
+        self._cached.cache_clear()
+
     def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        """Embed passages for the index (never cached: each is embedded once per build)."""
         return self.embeddings.embed_documents(list(texts))
 
 
 def load_embedder(settings: Settings) -> Embedder:
     """Build the configured embedder: the checked local MiniLM by default, OpenAI by choice."""
+    from langchain.embeddings import init_embeddings
+
     if settings.embedding_provider == "local":
         model_dir = local_model_dir()
         verify_model(model_dir)
         import torch
-        from langchain_huggingface import HuggingFaceEmbeddings
 
         torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
-        emb = HuggingFaceEmbeddings(
-            model_name=str(model_dir),
+        emb = init_embeddings(
+            str(model_dir), provider="huggingface",
             model_kwargs={"device": "cpu", "local_files_only": True},
             encode_kwargs={"normalize_embeddings": True, "batch_size": 32},
         )
         embedder = Embedder(emb, LOCAL_MODEL_NAME)
-        embedder.embed_query("warm up")  # first call pays one-off costs, not the first user
+        embedder.embed_query_uncached("warm up")  # first call pays one-off costs, not a user
         return embedder
     if settings.embedding_provider == "openai":
         if not settings.openai_api_key:
             raise ConfigError("RECONNECT_EMBEDDING_PROVIDER=openai needs OPENAI_API_KEY.")
-        from langchain_openai import OpenAIEmbeddings
-
-        emb = OpenAIEmbeddings(
-            model=settings.openai_embedding_model,
-            api_key=settings.openai_api_key,
-            base_url=settings.openai_base_url,
-            timeout=settings.llm_timeout,
-            max_retries=settings.llm_max_retries,
+        emb = init_embeddings(
+            settings.openai_embedding_model, provider="openai",
+            api_key=settings.openai_api_key, base_url=settings.openai_base_url,
+            timeout=settings.llm_timeout, max_retries=settings.llm_max_retries,
         )
         return Embedder(emb, f"openai:{settings.openai_embedding_model}")
     raise ConfigError(f"Unknown embedding provider {settings.embedding_provider!r}")
@@ -146,7 +144,13 @@ def _chroma_settings() -> Any:
 
 
 class VectorIndex:
-    """The Chroma collection for the current corpus, through langchain-chroma."""
+    """The Chroma collection for the current corpus.
+
+    Raw `chromadb` rather than `langchain_chroma.Chroma`: the build stores precomputed
+    vectors under a temporary name and renames the collection when complete (Chroma's
+    `modify`, which the wrapper does not expose), and the query asks for ids and distances
+    only, where the wrapper always fetches documents and metadata for every candidate.
+    """
 
     def __init__(self, settings: Settings, embedder: Embedder) -> None:
         self.settings = settings
@@ -164,7 +168,6 @@ class VectorIndex:
         )
         self.collection_name = f"{settings.chroma_collection}-{self.fingerprint[:16]}"
         self._client: Any = None
-        self._store: Any = None
         self._collection: Any = None
 
     # -- client
@@ -211,7 +214,6 @@ class VectorIndex:
         from chromadb.api.client import SharedSystemClient
 
         self._client = None
-        self._store = None
         self._collection = None
         SharedSystemClient.clear_system_cache()
         path = self.settings.chroma_path
@@ -327,6 +329,7 @@ class VectorIndex:
         finally:
             if bar:
                 bar.close()
+        self._collection = None  # the served collection is the one just renamed into place
         self._prune()
 
     def records(self) -> list[tuple[str, str, str, dict]]:
@@ -367,25 +370,21 @@ class VectorIndex:
 
     # -- queries
 
-    def store(self) -> Any:
-        if self._store is None:
-            from langchain_chroma import Chroma
-
-            self._store = Chroma(
-                client=self.client(), collection_name=self.collection_name,
-                embedding_function=self.embedder.embeddings, create_collection_if_not_exists=False,
-            )
-        return self._store
+    def _current(self) -> Any:
+        """The served collection, looked up once."""
+        if self._collection is None:
+            self._collection = self.client().get_collection(self.collection_name)
+        return self._collection
 
     def indexed_chunks(self) -> list[Chunk]:
         """Every chunk as stored in the collection (the store is the source of truth)."""
-        got = self.store().get(where={"kind": "chunk"}, include=["documents", "metadatas"])
+        got = self._current().get(where={"kind": "chunk"}, include=["documents", "metadatas"])
         chunks = [Chunk.from_metadata(d, m) for d, m in zip(got["documents"], got["metadatas"])]
         return sorted(chunks, key=lambda c: (c.article, c.position))
 
     def size(self) -> int:
         """How many records (chunks and keys) the collection holds."""
-        return self.client().get_collection(self.collection_name).count()
+        return int(self._current().count())
 
     def dense(self, embedding: Sequence[float], k: int) -> list[tuple[str, float]]:
         """Nearest records by cosine similarity: [(id, similarity)], best first.
@@ -394,9 +393,7 @@ class VectorIndex:
         candidate costs more than the search itself; callers know each id from the corpus.
         """
         try:
-            if self._collection is None:
-                self._collection = self.client().get_collection(self.collection_name)
-            res = self._collection.query(
+            res = self._current().query(
                 query_embeddings=[list(embedding)], n_results=k, include=["distances"]
             )
         except Exception as exc:

@@ -8,10 +8,12 @@ endpoint becomes an LLMError with one line saying what happened; callers fall ba
 from __future__ import annotations
 
 import json
+import queue
 import re
+import threading
 import time
 import tomllib
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
 from importlib import resources
@@ -19,14 +21,17 @@ from typing import Any
 
 from .config import Settings
 from .errors import LLMError, ReconnectError
-from .respond import section_label, short_title
+from .respond import content_words, section_label, short_title
+from .text import CITE_MARKER
 
 # Earlier turns sent to the model, and how much of each: enough for "the second one"
 # or "and if he says no?", small enough to stay well inside any model's context.
 HISTORY_MESSAGES = 6
 HISTORY_CHARS = 1500
-
-_MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+# A standalone question is one sentence: this bounds a condense call that rambles.
+CONDENSE_MAX_TOKENS = 80
+CONDENSE_MAX_CHARS = 400
+SITUATION_MAX_CHARS = 600
 
 
 @cache
@@ -36,11 +41,16 @@ def load_prompts() -> dict[str, Any]:
         return tomllib.load(f)
 
 
-def make_chat_model(settings: Settings) -> Any:
-    """ChatOpenAI for the configured endpoint: streaming, with timeouts and retries."""
+def make_chat_model(settings: Settings, max_tokens: int | None = None) -> Any:
+    """ChatOpenAI for the configured endpoint: streaming, bounded, with timeouts and retries."""
     from langchain_openai import ChatOpenAI
 
     key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else ""
+    limit = max_tokens or settings.llm_max_tokens
+    base = settings.openai_base_url or ""
+    # The client sends the limit as `max_completion_tokens`; llama.cpp's and other local
+    # servers read only the older `max_tokens`, so elsewhere than OpenAI both are sent.
+    extra = None if not base or "api.openai.com" in base else {"max_tokens": limit}
     # Local servers (Ollama, llama.cpp, vLLM) take any key; the client insists on one.
     return ChatOpenAI(
         model=settings.llm_model,
@@ -49,6 +59,8 @@ def make_chat_model(settings: Settings) -> Any:
         timeout=settings.llm_timeout,
         max_retries=settings.llm_max_retries,  # the client's own backoff, on 429/5xx/drops
         temperature=settings.llm_temperature,
+        max_tokens=limit,
+        extra_body=extra,
         streaming=True,
     )
 
@@ -108,6 +120,7 @@ def history_messages(history: Sequence[dict]) -> list[Any]:
 
 
 def history_text(history: Sequence[dict]) -> str:
+    """The last turns as plain lines, for the condense prompt."""
     return "\n".join(
         f"{'Person' if h.get('role') == 'user' else 'Assistant'}: "
         f"{' '.join(str(h.get('content', ''))[:HISTORY_CHARS].split())}"
@@ -131,7 +144,80 @@ def render_markers(text: str, passages: Sequence[Any]) -> tuple[str, list[int]]:
                     labels.append(label)
         return f" *({', '.join(labels)})*" if labels else ""
 
-    return _MARKER.sub(sub, text), cited
+    return CITE_MARKER.sub(sub, text), cited
+
+
+def sane_question(condensed: str | None, message: str, history: str) -> str:
+    """The condensed question if it is one bounded question about this conversation.
+
+    Otherwise the person's own message: a condense call that rambles, answers, echoes its
+    instructions or drifts to another subject must not steer retrieval.
+    """
+    text = " ".join(str(condensed or "").split()).strip("\"“” ")
+    text = re.sub(r"^(standalone question|question)\s*:\s*", "", text, flags=re.IGNORECASE)
+    limit = min(CONDENSE_MAX_CHARS, len(message) + len(history))
+    if not text or len(text) > limit or "\n" in str(condensed).strip():
+        return message
+    words = set(content_words(text))
+    if not words & set(content_words(f"{message} {history}")):
+        return message
+    if "standalone" in text.lower() or "follow-up message" in text.lower():
+        return message
+    return text
+
+
+def prompt_instructions(prompts: dict[str, Any], article_title: str,
+                        route_note: str = "") -> str:
+    """The prompt's own words (system and condense), without passages or the person's."""
+    system = prompts["answer"]["system"].format(article_title=article_title,
+                                                route_note=route_note, situation_note="",
+                                                passages="")
+    return "\n".join([system, prompts["condense"]["system"], prompts["condense"]["human"]])
+
+
+def within_deadline(pieces: Iterable[Any], seconds: float) -> Iterator[Any]:
+    """Yield from `pieces` (consumed on a worker thread) until `seconds` have passed.
+
+    The model's client only times out the gap between chunks; this bounds the whole
+    turn. Past the deadline an LLMError is raised and the worker stops at its next piece.
+    """
+    out: queue.Queue = queue.Queue()
+    stop = threading.Event()
+    done = object()
+
+    def pump() -> None:
+        it = iter(pieces)
+        try:
+            for piece in it:
+                if stop.is_set():
+                    break
+                out.put(piece)
+        except BaseException as exc:  # noqa: BLE001 - handed to the consuming thread
+            out.put(exc)
+        finally:
+            close = getattr(it, "close", None)
+            if close is not None:
+                try:
+                    close()  # ends the HTTP stream, so the server stops generating
+                except Exception:  # noqa: BLE001 - closing is best effort
+                    pass
+            out.put(done)
+
+    end = time.monotonic() + seconds
+    threading.Thread(target=pump, name="llm-stream", daemon=True).start()
+    try:
+        while True:
+            try:
+                item = out.get(timeout=max(0.0, end - time.monotonic()))
+            except queue.Empty:
+                raise LLMError(f"the model took longer than {seconds:g} s") from None
+            if item is done:
+                return
+            if isinstance(item, BaseException):
+                raise item
+            yield item
+    finally:
+        stop.set()
 
 
 class MarkerStream:
@@ -167,10 +253,10 @@ class LLMTurn:
     question: str = ""
     passages: list[Any] = field(default_factory=list)
     answer: str = ""  # raw, with [n] markers
-    started: float = 0.0
     first_token: float | None = None
     retrieve_ms: float = 0.0
-    condensed: bool = False
+    instructions: str = ""  # the prompt sent, less the passages and the person's words
+    finish_reason: str | None = None  # "length" when the token limit cut the answer
 
 
 class LLMResponder:
@@ -185,6 +271,7 @@ class LLMResponder:
         self.settings = settings
         self.retriever = retriever
         self.model = model or make_chat_model(settings)
+        condense_model = model or make_chat_model(settings, CONDENSE_MAX_TOKENS)
         self.prompts = prompts or load_prompts()
         p = self.prompts
         condense_prompt = ChatPromptTemplate.from_messages(
@@ -194,20 +281,15 @@ class LLMResponder:
             [("system", p["answer"]["system"]), MessagesPlaceholder("history"),
              ("human", "{message}")]
         )
-        condense = condense_prompt | self.model | StrOutputParser()
         titles = {a.slug: a.title for a in getattr(retriever, "articles", [])}
         self._article_title = next(iter(titles.values()), "the article")
-        self.condense = condense
-        # One chain; its stream is the answer's text. The steps before the answer are
-        # plain functions (condense runs as its own sub-chain inside `_prepare`): an
-        # assign()/branch step would pass the input through a thread pool on every turn,
-        # which measured ~10 ms of the pipeline's overhead. Passages go to the LLMTurn.
-        self.chain = (
-            RunnableLambda(self._prepare)
-            | answer_prompt
-            | self.model
-            | StrOutputParser()
-        )
+        self.condense = condense_prompt | condense_model | StrOutputParser()
+        # One chain; its stream is the answer's message chunks (their metadata says when
+        # the token limit cut an answer). The steps before the answer are plain functions
+        # (condense runs as its own sub-chain inside `_prepare`): an assign()/branch step
+        # would pass the input through a thread pool on every turn, which measured ~10 ms
+        # of the pipeline's overhead. Passages go to the LLMTurn.
+        self.chain = RunnableLambda(self._prepare) | answer_prompt | self.model
 
     def start_condense(self, message: str, history: Sequence[dict], pool: Any) -> Any:
         """Begin condensing a follow-up on `pool`; `run(..., condensed=future)` collects it.
@@ -223,9 +305,11 @@ class LLMResponder:
         """Condense a follow-up (an LLM call, only with history), retrieve, fill the prompt."""
         question = x["message"]
         if x.get("condensed") is not None:
-            question = x["condensed"].result() or x["message"]
+            question = x["condensed"].result()
         elif x["history"]:
-            question = self.condense.invoke(x, config) or x["message"]
+            question = self.condense.invoke(x, config)
+        if x["history"]:
+            question = sane_question(question, x["message"], x["history_text"])
         passages = self._retrieve({**x, "question": question})
         return self._answer_inputs({**x, "question": question, "passages": passages})
 
@@ -256,21 +340,35 @@ class LLMResponder:
                       if p.section_id in x.get("pin_sections", ())), None)
             if n:
                 note = self.prompts["answer"]["therapy_note"].format(therapy_n=n)
-        return {
+        situation = " ".join(str(x.get("situation") or "").split())[:SITUATION_MAX_CHARS]
+        situation_note = (self.prompts["answer"]["situation_note"].format(situation=situation)
+                          if situation else "")
+        inputs = {
             "article_title": self._article_title,
             "route_note": note,
+            "situation_note": situation_note,
             "passages": format_passages(passages),
             "history": x["history"],
             "message": x["message"],
         }
+        x["_turn"].instructions = self.instructions(note)
+        return inputs
+
+    def instructions(self, route_note: str = "") -> str:
+        """The prompt's own words (system and condense), without passages or the person's."""
+        return prompt_instructions(self.prompts, self._article_title, route_note)
 
     def run(self, message: str, history: Sequence[dict], *, route: str,
             embedding: Sequence[float] | None = None,
             pin_sections: Sequence[str] = (), turn: LLMTurn | None = None,
-            condensed: Any = None) -> Iterator[str]:
-        """Stream the answer's raw text pieces; `turn` holds passages and timings."""
+            condensed: Any = None, situation: str | None = None,
+            deadline: float | None = None) -> Iterator[str]:
+        """Stream the answer's raw text pieces; `turn` holds passages and timings.
+
+        `situation` is a short summary of what the person has told so far: the model may
+        reflect it, never use it as a source. `deadline` (seconds) bounds the whole call.
+        """
         turn = turn or LLMTurn()
-        turn.started = time.perf_counter()
         inputs = {
             "message": message,
             "history": history_messages(history),
@@ -279,12 +377,19 @@ class LLMResponder:
             "route": route,
             "pin_sections": tuple(pin_sections),
             "condensed": condensed,
+            "situation": situation,
             "_turn": turn,
         }
-        turn.condensed = bool(history)
+        chunks: Iterable[Any] = self.chain.stream(inputs)
+        if deadline is not None:
+            chunks = within_deadline(chunks, deadline)
         try:
-            for piece in self.chain.stream(inputs):
-                if piece:
+            for chunk in chunks:
+                finish = (getattr(chunk, "response_metadata", None) or {}).get("finish_reason")
+                if finish:
+                    turn.finish_reason = finish
+                piece = chunk.content if hasattr(chunk, "content") else str(chunk)
+                if isinstance(piece, str) and piece:
                     if turn.first_token is None:
                         turn.first_token = time.perf_counter()
                     turn.answer += piece
@@ -306,5 +411,8 @@ __all__ = [
     "history_messages",
     "load_prompts",
     "make_chat_model",
+    "prompt_instructions",
     "render_markers",
+    "sane_question",
+    "within_deadline",
 ]

@@ -1,9 +1,10 @@
-"""The offline responder: a warm reply composed from the retrieved passages, in their words.
+"""The offline responder: a warm reply composed from the article, in its own words.
 
-Nothing here is written for a particular question. Framing sentences come from
-`data/replies.toml`, chosen by signals in the message; the substance is one to three
-sentences quoted verbatim from the retrieved chunks (picked by similarity to the
-question), each cited by section. Same input, same reply.
+Framing sentences come from `data/replies.toml` (chosen by the turn's act, the themes of
+the person's situation and signals in the message, never one an earlier reply used);
+the substance is sentences quoted verbatim from the article, picked by their fit to the
+question and to the situation (`data/themes.toml`), each cited by section. Same
+conversation, same reply.
 """
 
 from __future__ import annotations
@@ -15,11 +16,14 @@ from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
 from importlib import resources
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .corpus import Article, Chunk, split_sentences
+
+if TYPE_CHECKING:
+    from .dialogue import ConversationState
 
 # Sentences that tell the reader what to do (or what helps) make better tips than scene
 # setting; a small bonus on top of similarity prefers them when the two are close.
@@ -44,11 +48,16 @@ TIP_FLOOR = 0.22  # ... and at least this
 COVER_MIN = 0.34  # best fit below this: the article doesn't cover the question
 COVER_FULL = 0.40  # between the two: say so, and give the closest tip
 CONTEXT_MIN = 0.45  # the introduction is quoted as context from this similarity
+# The situation's themes (data/themes.toml) lift the sections and sentences written for
+# them: enough to choose between sections that fit about equally, not to override a
+# question that plainly asks about one section.
+THEME_SECTION = 0.08
+THEME_QUOTE = 0.15
 
 _CLOSERS = "\"”’)"
 # A sentence that leans on the one before it ("When that occurs, ...") is quoted with it.
-_LEANS_BACK = re.compile(r"^(when that|that|this|these|those|it|it’s not|such|then)\b", re.I)
-_BRIDGE = frozenset("the a an of to in on for and or with our my your their like".split())
+_LEANS_BACK = re.compile(
+    r"^(when that|that|this|these|those|it|it’s not|such|then|but|and|so|also)\b", re.I)
 _LABEL_RE = re.compile(r"\*\(([^()]{2,40})\)\*")
 _WORDS = re.compile(r"[A-Za-z0-9]+(?:[’'-][A-Za-z0-9]+)*")
 # Words that say nothing about the topic of a question about one's relationship.
@@ -176,12 +185,12 @@ def _stem(word: str) -> str:
 
 def content_words(text: str) -> list[str]:
     """Stemmed content words, without stop words or words any relationship question uses."""
-    from .retrieval import _STOPWORDS
+    from .retrieval import STOPWORDS
 
     out = []
     for w in _WORDS.findall(text.lower().replace("’", "'")):
         w = w.replace("'", "")
-        if len(w) > 2 and w not in _STOPWORDS and w not in _GENERIC and not w.isdigit():
+        if len(w) > 2 and w not in STOPWORDS and w not in _GENERIC and not w.isdigit():
             out.append(_stem(w))
     return out
 
@@ -307,11 +316,13 @@ class Composed:
     best_similarity: float = 0.0
     focus: tuple[str, ...] = ()
     retrieved: list[str] = field(default_factory=list)  # sections of the passages used
-    therapy_note: bool = False  # the reply says how to find a therapist
+    therapy_note: bool = False  # the reply lists the therapist directories
 
 
 @dataclass
-class _Pick:
+class Pick:
+    """A section chosen for a reply, with the verbatim words to quote from it."""
+
     section_id: str
     title: str
     quote: str
@@ -319,11 +330,40 @@ class _Pick:
     first: int
     more: tuple[str, ...] = ()  # further quotes from the same section
 
+    def quotes(self) -> tuple[str, ...]:
+        return (self.quote, *self.more)
+
+
+@dataclass(frozen=True)
+class Limits:
+    """What a reply may draw on: sections allowed, and what to put around it."""
+
+    allowed: frozenset[str] | None = None  # None: every section
+    abuse: bool = False  # the conversation disclosed abuse (the policy holds tips back)
+    therapy_note: str | None = None  # the directory, shown once per conversation
+    opening: str = ""
+    closing: str = ""
+
+    def ok(self, section_id: str) -> bool:
+        return self.allowed is None or section_id in self.allowed
+
+
+def join(paras: Iterable[str]) -> str:
+    """Paragraphs joined by blank lines, empty ones dropped."""
+    return "\n\n".join(p.strip() for p in paras if p and p.strip())
+
+
+def frame(composed: Composed, limits: Limits) -> Composed:
+    """Put the policy's opening and closing paragraphs around a reply."""
+    composed.text = join((limits.opening, composed.text, limits.closing))
+    return composed
+
 
 class OfflineResponder:
     """Compose replies from passages; needs the sentence bank, nothing else at run time."""
 
-    def __init__(self, bank: SentenceBank, replies: dict[str, Any] | None = None) -> None:
+    def __init__(self, bank: SentenceBank, replies: dict[str, Any] | None = None,
+                 probe_vec: Sequence[float] | None = None) -> None:
         self.bank = bank
         self.replies = replies or load_replies()
         self._signals = [
@@ -333,95 +373,140 @@ class OfflineResponder:
         ]
         therapy_section = self.replies["therapy"].get("section", "tip-6")
         self.therapy_section = therapy_section if therapy_section in bank.sections else None
-        self._probe_vec: np.ndarray | None = None
-        self._embedder: Any = None
+        # The article's case for therapy, embedded once by the caller: ranks tip 6's sentences.
+        self._probe_vec = None if probe_vec is None else np.asarray(probe_vec, np.float32)
+        self.tips = [s for s in bank.sections if s.startswith("tip-")]  # reading order
 
-    def attach_embedder(self, embedder: Any) -> None:
-        """Embed the therapy probe once, so therapy replies pick tip 6's own case quickly."""
-        self._embedder = embedder
-        self._probe_vec = np.asarray(
-            embedder.embed_query(self.replies["therapy"]["probe"]), dtype=np.float32
-        )
+    # -- pieces other replies share
 
-    # -- pieces
-
-    def acknowledge(self, message: str, route: str, followup: bool = False) -> str:
-        """The first sentence: reflects what the person said, by the first signal found."""
-        text = message.lower()
+    def acknowledge(self, message: str, route: str, state: ConversationState) -> str:
+        """The first sentence: written for the theme of the situation, else by signal."""
+        for theme in state.current_themes:
+            ack = state.fresh(theme.acknowledge, message)
+            if not state.used(ack):
+                return ack
         order = self._signals
         if route == "therapy":
-            order = sorted(self._signals, key=lambda s: s[0] != "therapy")
-        for name, pattern, templates in order:
-            if followup and name in ("how_to", "default"):
-                return stable_pick(self.replies["followup"]["acknowledge"], message)
-            if pattern is None:
-                return stable_pick(templates, message)
-            m = pattern.search(text)
-            if m:
-                template = stable_pick(templates, message)
-                return template.format(match=m.group(0).strip())
+            order = sorted(self._signals, key=lambda s: s[0] not in ("therapy", "asks_therapy"))
+        for _name, pattern, templates in order:
+            m = pattern.search(message.lower()) if pattern is not None else None
+            if pattern is None or m:
+                options = [t.replace("{match}", m.group(0).strip()) if m else t
+                           for t in templates]
+                ack = state.fresh(options, message)
+                if not state.used(ack):
+                    return ack
         return ""
 
-    def _quote_from(self, idx: list[int], sims: np.ndarray, avoid: str) -> tuple[int, int, float]:
-        """The best sentence among `idx` (extended if short), and its score."""
+    def closer(self, first: Pick | None, state: ConversationState, key: str) -> str:
+        """A gentle next step that fits the first quoted section; never one used before."""
+        nexts = self.replies["next_step"]
+        sid = first.section_id if first else "default"
+        if sid == "tip-4" and first and "Even saying" in " ".join(first.quotes()):
+            sid = "tip-4-sayable"  # only then is there something to "say like that"
+        options = [*nexts.get(sid, []), *nexts["default"]]
+        return state.fresh(options, key)
+
+    def tip_line(self, pick: Pick) -> str:
+        """A tip as shown: its title in bold, the quote, the citation."""
+        return self.replies["tips"]["line"].format(
+            title=short_title(pick.title), quote="\" … \"".join(pick.quotes()),
+            label=section_label(pick.section_id))
+
+    def citations(self, picks: Iterable[Pick]) -> list[Citation]:
+        """A citation for every quote of every pick."""
+        return [Citation(p.section_id, p.title, q) for p in picks for q in p.quotes()]
+
+    def offer(self, limits: Limits) -> str:
+        """The tips the article has, as an offer (not in the citation form)."""
+        return "; ".join(
+            f"{short_title(self.bank.titles[sid]).lower()} ({section_label(sid)})"
+            for sid in self.tips if limits.ok(sid)
+        )
+
+    def quote_span(self, idx: Sequence[int], scores: np.ndarray, avoid: str
+                   ) -> tuple[int, int, float]:
+        """The best sentence among `idx`, widened so it never starts or stops mid-thought."""
         best, best_score = -1, -9.0
         for i in idx:
             s = self.bank.sentences[i]
             if avoid and s.text in avoid:
                 continue
-            score = float(sims[i]) + (ACTION_BONUS if s.actionable else 0.0)
+            score = float(scores[i]) + (ACTION_BONUS if s.actionable else 0.0)
             if score > best_score:
                 best, best_score = i, score
         if best < 0:
             return -1, -1, best_score
-        end = best
-        s = self.bank.sentences[best]
-        prev = self.bank.sentences[best - 1] if best > 0 else None
-        if (_LEANS_BACK.match(s.text) and prev is not None and prev.section_id == s.section_id
-                and prev.article == s.article):
-            return best - 1, best, best_score
+        i, j = self._widen(best, avoid)
+        return i, j, best_score
+
+    def _widen(self, best: int, avoid: str) -> tuple[int, int]:
+        """Lean-back sentences take the one before; short ones the one after."""
+        sents = self.bank.sentences
+        s = sents[best]
+        same = self._same_section
+        if _LEANS_BACK.match(s.text) and best > 0 and same(best - 1, best):
+            return best - 1, best
         nxt = best + 1
-        if (len(s.text) < SHORT_QUOTE or s.text.endswith(":")) and nxt < len(self.bank.sentences):
-            n = self.bank.sentences[nxt]
-            if n.section_id == s.section_id and n.article == s.article and not (
-                avoid and n.text in avoid
-            ):
-                end = nxt
-        return best, end, best_score
+        if (len(s.text) < SHORT_QUOTE or s.text.endswith(":")) and nxt < len(sents) \
+                and same(best, nxt) and not (avoid and sents[nxt].text in avoid):
+            return best, nxt
+        return best, best
 
-    def _picks(self, passages: Sequence[Any], sims: np.ndarray, avoid: str,
-               exclude: set[str]) -> list[_Pick]:
-        by_section: dict[str, list[int]] = {}
-        passage_sim: dict[str, float] = {}
-        for p in passages:
-            sid = p.chunk.section_id
-            if sid in exclude or sid == "intro":
-                continue
-            by_section.setdefault(sid, [])
-            for i in self.bank.within(p.chunk):
-                if i not in by_section[sid]:
-                    by_section[sid].append(i)
-            if p.similarity is not None:
-                passage_sim[sid] = max(passage_sim.get(sid, -1.0), float(p.similarity))
-        picks = []
-        for sid, idx in by_section.items():
-            i, j, score = self._quote_from(idx, sims, avoid)
-            if i >= 0:
-                # The passage's own similarity (lifted by its section's search keys) says
-                # whether the section fits; the sentence's says which words to quote.
-                fit = PASSAGE_SHARE * passage_sim.get(sid, score) + (1 - PASSAGE_SHARE) * score
-                sec = self.bank.sections[sid]
-                picks.append(_Pick(sid, sec.title, self.bank.span(i, j), fit, i))
-        picks.sort(key=lambda p: (-p.score, p.first))
-        return picks
+    def _same_section(self, i: int, j: int) -> bool:
+        a, b = self.bank.sentences[i], self.bank.sentences[j]
+        return a.section_id == b.section_id and a.article == b.article
 
-    def _tip_line(self, pick: _Pick) -> str:
-        quote = "\" … \"".join((pick.quote, *pick.more))
-        return self.replies["tips"]["line"].format(
-            title=short_title(pick.title), quote=quote, label=section_label(pick.section_id)
-        )
+    def section_pick(self, sid: str, scores: np.ndarray, state: ConversationState,
+                     n: int = 1, allow_repeat: bool = False) -> Pick | None:
+        """Up to `n` quotes from one section, fitted to the situation's themes."""
+        idx = self.bank.in_section(sid)
+        local = self._theme_scores(idx, scores, state)
+        spans: list[tuple[int, int]] = []
+        avoid = state.earlier_replies
+        for _ in range(n):
+            taken = "\n".join(self.bank.span(i, j) for i, j in spans)
+            i, j, _score = self.quote_span(idx, local, avoid + "\n" + taken)
+            if i < 0:
+                break
+            spans.append((i, j))
+        if not spans and allow_repeat:
+            i, j, _score = self.quote_span(idx, local, "")
+            spans = [(i, j)] if i >= 0 else []
+        if not spans:
+            return None
+        spans.sort()
+        quotes = [self.bank.span(i, j) for i, j in spans]
+        sec = self.bank.sections[sid]
+        return Pick(sid, sec.title, quotes[0], float(local[spans[0][0]]), spans[0][0],
+                    tuple(quotes[1:]))
 
-    # -- the reply
+    def _theme_scores(self, idx: Sequence[int], scores: np.ndarray, state: ConversationState
+                      ) -> np.ndarray:
+        """Sentence scores lifted for the themes' chosen quotes, sunk for their misfits."""
+        local = np.full_like(scores, -9.0)
+        local[list(idx)] = scores[list(idx)]
+        for rank, theme in enumerate(reversed(state.themes)):  # the latest theme counts most
+            weight = THEME_QUOTE if rank == 0 else THEME_QUOTE / 2
+            for i in idx:
+                text = self.bank.sentences[i].text
+                if text in theme.quotes:
+                    local[i] += weight
+                elif text in theme.avoid:
+                    local[i] -= 1.0
+        return local
+
+    def section_bonus(self, sid: str, state: ConversationState) -> float:
+        """How much the situation's themes favour a section (this message's the most)."""
+        bonus = 0.0
+        for theme in state.themes:
+            if sid in theme.sections:
+                rank = theme.sections.index(sid)
+                weight = THEME_SECTION if theme in state.current_themes else THEME_SECTION / 2
+                bonus = max(bonus, weight * (1.0 - 0.25 * rank))
+        return bonus
+
+    # -- a situation (or a question about a topic), from the retrieved passages
 
     def compose(
         self,
@@ -430,106 +515,131 @@ class OfflineResponder:
         route: str,
         passages: Sequence[Any],
         query_vec: Sequence[float],
-        followup: FollowUp | None = None,
-        therapy_note: str | None = None,
-        allowed: set[str] | None = None,
-        opening: str = "",
-        closing: str = "",
+        state: ConversationState | None = None,
+        limits: Limits | None = None,
+        topic: bool = False,
     ) -> Composed:
-        """Compose the reply for an advice or therapy turn from the retrieved passages.
+        """Compose the reply to the person's situation from the retrieved passages.
 
-        `allowed` limits the sections that may be quoted (after an abuse disclosure);
-        `opening` and `closing` are extra paragraphs (the safety lines that stay in view).
+        `topic` is a question about what the article says ("what does it say about X"):
+        no acknowledgement, just what it says or that it doesn't.
         """
-        followup = followup or FollowUp(message)
+        from .dialogue import ConversationState, themes_in
+
+        state = state or ConversationState(current_themes=themes_in(message),
+                                           themes=themes_in(message))
+        limits = limits or Limits()
+        passages = [p for p in passages if limits.ok(p.chunk.section_id)]
         sims = self.bank.similarities(query_vec)
-        avoid = followup.previous_text if followup.is_followup else ""
-        exclude: set[str] = set()
-        if allowed is not None:
-            exclude |= set(self.bank.sections) - allowed
-            passages = [p for p in passages if p.chunk.section_id in allowed]
-            followup = FollowUp(followup.query, tuple(s for s in followup.focus if s in allowed),
-                                followup.is_followup, followup.previous_sections,
-                                followup.previous_text)
-        if route == "therapy" and self.therapy_section:
-            exclude.add(self.therapy_section)  # it gets its own block below
-        composed = self._compose(message, route, passages, sims, followup, therapy_note,
-                                 avoid, exclude)
+        fit = self._fit(passages, sims)
+        coverage = self._coverage(message, route, fit, state)
+        if coverage != "full":
+            composed = self._not_covered(message, coverage, passages, sims, state, limits,
+                                         fit, topic)
+        else:
+            composed = self._covered(message, route, passages, sims, state, limits, fit,
+                                     topic)
         composed.retrieved = list(dict.fromkeys(p.chunk.section_id for p in passages))
-        if route == "therapy" and self.therapy_section:
+        if route == "therapy" and self.therapy_section and limits.ok(self.therapy_section):
             # The therapy route brings in its section whether or not retrieval ranked it.
             composed.retrieved += [self.therapy_section] * (
                 self.therapy_section not in composed.retrieved)
-        # Compose is shared by concurrent sessions (one cached Assistant): no state on self.
-        composed.text = "\n\n".join(
-            p.strip() for p in (opening, composed.text, closing) if p and p.strip()
-        )
-        return composed
+        # One responder serves concurrent sessions (a cached Assistant): no state on self.
+        return frame(composed, limits)
 
-    def _compose(self, message: str, route: str, passages: Sequence[Any], sims: np.ndarray,
-                 followup: FollowUp, therapy_note: str | None, avoid: str,
-                 exclude: set[str]) -> Composed:
-        r = self.replies
+    def _fit(self, passages: Sequence[Any], sims: np.ndarray) -> float:
+        """How well the article fits: the best quoted sentence or passage similarity."""
+        idx = sorted({i for p in passages for i in self.bank.within(p.chunk)})
+        best = max((float(sims[i]) for i in idx), default=0.0)
+        return max([best] + [float(p.similarity) for p in passages if p.similarity is not None])
 
-        retrieved_idx = sorted({i for p in passages for i in self.bank.within(p.chunk)})
-        best_sim = max((float(sims[i]) for i in retrieved_idx), default=0.0)
-
-        # A follow-up that points at a section gets more from that section.
-        if followup.focus:
-            return self._more_from(followup, sims, avoid, best_sim, therapy_note, route)
-
-        picks = self._picks(passages, sims, avoid, exclude)
-        # Coverage: the better of the best quoted sentence and the best passage (whose
-        # similarity includes its section's search keys, written in everyday words).
-        fit = max([best_sim] + [float(p.similarity) for p in passages if p.similarity is not None])
-        coverage = "full" if fit >= COVER_FULL else "partial" if fit >= COVER_MIN else "none"
-        if coverage == "partial" and not self.bank.uncovered_words(message):
+    def _coverage(self, message: str, route: str, fit: float, state: ConversationState) -> str:
+        """'full', 'partial' or 'none': how much the article speaks to this message."""
+        if any(not t.covered for t in state.current_themes):
+            return "partial" if fit >= COVER_MIN else "none"
+        if route == "therapy" or state.current_themes:
+            return "full"  # tip 6's case answers therapy; a theme names what fits
+        if fit >= COVER_FULL:
+            return "full"
+        if fit >= COVER_MIN:
             # Nothing the article lacks a word for ("she doesn't see me"): a weak match on
             # the same subject, not a different subject.
-            coverage = "full"
-        if route == "therapy":
-            coverage = "full"  # the article's case for therapy answers a therapy turn
+            return "full" if not self.bank.uncovered_words(message) else "partial"
+        return "none"
 
-        paras: list[str] = []
-        citations: list[Citation] = []
-        ack = self.acknowledge(message, route, followup.is_followup)
+    def _not_covered(self, message: str, coverage: str, passages: Sequence[Any],
+                     sims: np.ndarray, state: ConversationState, limits: Limits, fit: float,
+                     topic: bool) -> Composed:
+        """Say plainly the article doesn't speak to it (never echoing their words)."""
+        r = self.replies
+        if limits.abuse and not passages:
+            return Composed(r["sticky"]["abuse_question"], [], False, fit)
+        theme = next((t for t in state.current_themes if t.coverage), None)
+        paras = [self.acknowledge(message, "advice", state) if theme and not topic else ""]
+        if theme:
+            paras.append(theme.coverage)
+        picks = self.choose(passages, sims, state, limits, "advice")[:1]
+        if coverage == "partial" and picks:
+            paras.append(r["not_covered"]["partial_theme" if theme else "partial"])
+            paras.append(self.tip_line(picks[0]))
+        else:
+            picks = []
+            if not theme:
+                paras.append(r["not_covered"]["plain"])
+            paras.append(r["not_covered"]["offer"].format(sections=self.offer(limits)))
+        paras.append(r["not_covered"]["invite"])
+        return Composed(join(paras), self.citations(picks), False, fit)
 
-        if coverage != "full" and "tip-1" in exclude and "tip-6" in exclude:
-            # Sections held back after an abuse disclosure: no list of tips to offer.
-            return Composed(self._join([r["sticky"]["abuse_question"]]), [], False, fit)
-        if coverage != "full":
-            topic = self._topic(message, self.bank.uncovered_words(message))
-            close = picks[:1] if coverage == "partial" else []
-            if close:
-                paras.append(r["not_covered"]["partial"].format(topic=topic))
-                paras.append(self._tip_line(close[0]))
-                citations.append(self._cite(close[0]))
-            else:
-                paras.append(r["not_covered"]["plain"].format(topic=topic))
-            paras.append(r["not_covered"]["offer"].format(sections=self._offer(exclude)))
-            paras.append(r["not_covered"]["invite"])
-            return Composed(self._join(paras), citations, False, fit)
+    def _covered(self, message: str, route: str, passages: Sequence[Any], sims: np.ndarray,
+                 state: ConversationState, limits: Limits, fit: float, topic: bool
+                 ) -> Composed:
+        """Acknowledge, say what the article offers for the theme, quote, close."""
+        r = self.replies
+        chosen = self.choose(passages, sims, state, limits, route)
+        head = state.fresh(r["acts"]["topic_lead"], message) if topic else \
+            self.acknowledge(message, route, state)
+        coverage = next((t.coverage for t in state.current_themes if t.coverage), "")
+        paras = [" ".join(x for x in (head, self._context(passages, sims, state, topic)) if x)]
+        paras.append(coverage if not state.used(coverage) else "")
+        if chosen:
+            if not topic:
+                key = {1: "one", 2: "two"}.get(len(chosen), "three")
+                paras.append(state.fresh(r["tips"][key], message))
+            paras += [self.tip_line(p) for p in chosen]
+        therapy = self._therapy_paras(route, sims, state, limits, chosen)
+        paras += therapy.paras
+        first = therapy.pick or (chosen[0] if chosen else None)
+        paras.append(self.closer(first, state, message))
+        context_cites = self._context_citations(paras[0])
+        picks = [*chosen, *([therapy.pick] if therapy.pick else [])]
+        return Composed(join(paras), context_cites + self.citations(picks), True, fit,
+                        therapy_note=therapy.note_used)
 
-        # Context from the introduction, when the person describes the drift it describes.
-        context = ""
+    def _context(self, passages: Sequence[Any], sims: np.ndarray, state: ConversationState,
+                 topic: bool) -> str:
+        """The introduction's words, when the person describes the drift it describes."""
         intro = [i for p in passages[:2] if p.chunk.section_id == "intro"
                  for i in self.bank.within(p.chunk)]
-        if intro and not followup.is_followup:
-            i, j, score = self._quote_from(intro, sims, avoid)
-            if i >= 0 and float(sims[i]) >= CONTEXT_MIN:
-                quote = self.bank.span(i, j)
-                context = r["tips"]["context"].format(quote=quote, label=section_label("intro"))
-                citations.append(Citation("intro", self.bank.sections["intro"].title, quote))
-        paras.append(" ".join(x for x in (ack, context) if x))
+        if not intro or state.turns and not topic:
+            return ""
+        i, j, _ = self.quote_span(intro, sims, state.earlier_replies)
+        if i < 0 or float(sims[i]) < CONTEXT_MIN:
+            return ""
+        return self.replies["tips"]["context"].format(quote=self.bank.span(i, j),
+                                                      label=section_label("intro"))
 
-        chosen: list[_Pick] = []
-        limit = 1 if route == "therapy" else 3  # therapy adds its own block below
-        if route == "therapy" and self.therapy_section:
-            # Another tip only when it fits about as well as the therapy section does.
-            therapy_fit = [p.score for p in self._picks(passages, sims, avoid, set())
-                           if p.section_id == self.therapy_section]
-            if therapy_fit:
-                picks = [p for p in picks if p.score >= therapy_fit[0] - TIP_MARGIN]
+    def _context_citations(self, para: str) -> list[Citation]:
+        m = re.search(r"\"(.+?)\" \*\(introduction\)\*", para)
+        if not m:
+            return []
+        return [Citation("intro", self.bank.titles["intro"], m.group(1))]
+
+    def choose(self, passages: Sequence[Any], sims: np.ndarray, state: ConversationState,
+               limits: Limits, route: str) -> list[Pick]:
+        """The tips to quote: best fit to the question and the situation, none repeated."""
+        picks = self._candidates(passages, sims, state, limits, route)
+        limit = 1 if route == "therapy" else 3  # therapy adds its own block
+        chosen: list[Pick] = []
         for p in picks:
             if len(chosen) >= limit:
                 break
@@ -537,129 +647,89 @@ class OfflineResponder:
                 chosen.append(p)
         if len(chosen) == 3 and chosen[2].score < chosen[0].score - TIP_MARGIN / 2:
             chosen = chosen[:2]
-        if chosen:
-            lead_key = {1: "one", 2: "two"}.get(len(chosen), "three")
-            paras.append(r["tips"][lead_key])
-            for p in chosen:
-                paras.append(self._tip_line(p))
-                citations.append(self._cite(p))
+        return chosen
 
-        first_section = chosen[0].section_id if chosen else None
+    def _candidates(self, passages: Sequence[Any], sims: np.ndarray,
+                    state: ConversationState, limits: Limits, route: str) -> list[Pick]:
+        """One pick per section: retrieved sections, and those the themes point to."""
+        passage_sim: dict[str, float] = {}
+        for p in passages:
+            if p.similarity is not None:
+                sid = p.chunk.section_id
+                passage_sim[sid] = max(passage_sim.get(sid, -1.0), float(p.similarity))
+        sections = list(dict.fromkeys(
+            [p.chunk.section_id for p in passages]
+            + [s for t in state.current_themes for s in t.sections]))
+        skip = {"intro", "conclusion"}  # context and summary, not tips
         if route == "therapy" and self.therapy_section:
-            block = self._therapy_block(sims, avoid)
-            if block:
-                paras.append(r["therapy"]["lead"])
-                paras.append(self._tip_line(block))
-                citations.append(self._cite(block))
-                citations += [Citation(block.section_id, block.title, q) for q in block.more]
-                first_section = block.section_id
-        # How to find a therapist goes with the therapy route, and with any reply that
-        # leads with the article's case for therapy.
-        note_used = bool(therapy_note) and (route == "therapy" or (
-            first_section is not None and first_section == self.therapy_section))
-        if note_used:
-            paras.append((therapy_note or "").strip())
-        nexts = r["next_step"]
-        paras.append(nexts.get(first_section or "", nexts["default"]))
-        return Composed(self._join(paras), citations, True, fit, therapy_note=note_used)
+            skip.add(self.therapy_section)  # it gets its own block
+        picks = []
+        for sid in sections:
+            if sid in skip or not limits.ok(sid) or sid not in self.bank.sections:
+                continue
+            pick = self.section_pick(sid, sims, state)
+            if pick is None:
+                continue
+            # The passage's similarity (lifted by its section's search keys) says whether
+            # the section fits; the sentence's says which words to quote.
+            base = PASSAGE_SHARE * passage_sim.get(sid, pick.score) + \
+                (1 - PASSAGE_SHARE) * pick.score
+            pick.score = base + self.section_bonus(sid, state)
+            picks.append(pick)
+        picks.sort(key=lambda p: (-p.score, p.first))
+        return picks
 
-    def _more_from(self, followup: FollowUp, sims: np.ndarray, avoid: str, best_sim: float,
-                   therapy_note: str | None, route: str) -> Composed:
-        r = self.replies
-        paras, citations = [], []
-        first = None
-        for sid in followup.focus[:2]:
-            idx = self.bank.in_section(sid)
-            i, j, score = self._quote_from(idx, sims, avoid)
-            if i < 0:  # every sentence was already quoted: quote the best one again
-                i, j, score = self._quote_from(idx, sims, "")
-            sec = self.bank.sections[sid]
-            pick = _Pick(sid, sec.title, self.bank.span(i, j), score, i)
-            paras.append(r["tips"]["more"].format(title=short_title(sec.title)))
-            paras.append(f"\"{pick.quote}\" *({section_label(sid)})*")
-            citations.append(self._cite(pick))
-            first = first or sid
-        note_used = bool(therapy_note) and first == self.therapy_section
-        if note_used:
-            paras.append((therapy_note or "").strip())
-        nexts = r["next_step"]
-        paras.append(nexts.get(first or "", nexts["default"]))
-        return Composed(self._join(paras), citations, True, best_sim, followup.focus,
-                        therapy_note=note_used)
+    def _therapy_paras(self, route: str, sims: np.ndarray, state: ConversationState,
+                       limits: Limits, chosen: list[Pick]) -> _Therapy:
+        """Tip 6's own case on a therapy turn, and the directory (once) or a pointer."""
+        first = chosen[0].section_id if chosen else None
+        out = _Therapy()
+        if route == "therapy" and self.therapy_section and limits.ok(self.therapy_section):
+            out.pick = self.therapy_pick(sims, state)
+            if out.pick:
+                out.paras += [self.replies["therapy"]["lead"], self.tip_line(out.pick)]
+                first = self.therapy_section
+        if limits.therapy_note and first == self.therapy_section:
+            if state.directory_shown:
+                out.paras.append(self.replies["therapy"]["pointer"])
+            else:
+                out.paras.append(limits.therapy_note.strip())
+                out.note_used = True
+        return out
 
-    def _therapy_block(self, sims: np.ndarray, avoid: str) -> _Pick | None:
+    def therapy_pick(self, sims: np.ndarray, state: ConversationState) -> Pick | None:
+        """Two sentences of the article's case for therapy, relevant to the message."""
         idx = self.bank.in_section(self.therapy_section or "")
         if not idx:
             return None
-        # Rank the therapy section's sentences by the article's case for therapy (the probe)
-        # and by the person's question, so the quote is both the case and relevant to them.
-        probe = (self.bank.vectors[idx] @ self._probe_vec) if self._probe_vec is not None else 0
-        local = np.zeros_like(sims)
+        # Rank by the article's case for therapy (the probe) and by the person's question,
+        # so the quote is both the case and relevant to them.
+        probe = self.bank.vectors[idx] @ self._probe_vec if self._probe_vec is not None else 0
+        local = np.array(sims, copy=True)
         local[idx] = sims[idx] + 0.5 * probe
-        i, j, score = self._quote_from(idx, local, avoid)
-        if i < 0:
-            i, j, score = self._quote_from(idx, local, "")
-        sec = self.bank.sections[self.therapy_section or ""]
-        quotes = [self.bank.span(i, j)]
-        # A second sentence of the case, so the reply gives the article's reasons, not
-        # only its recommendation: the best remaining one by the same ranking.
-        rest = [k for k in idx if not i <= k <= j and not (avoid and
-                self.bank.sentences[k].text in avoid)]
-        if rest:
-            k = max(rest, key=lambda n: (float(local[n]), -n))
-            quotes.append(self.bank.span(k, k))
-            if k < i:
-                quotes.reverse()
-        return _Pick(sec.section_id, sec.title, quotes[0], score, i, tuple(quotes[1:]))
+        pick = self.section_pick(self.therapy_section or "", local, state, n=2,
+                                 allow_repeat=True)
+        return pick
 
-    def _cite(self, p: _Pick) -> Citation:
-        return Citation(p.section_id, p.title, p.quote)
 
-    def _topic(self, message: str, uncovered: list[str]) -> str:
-        """The person's own words for what the article doesn't cover: the longest run."""
-        missing = set(uncovered)
-        runs: list[list[str]] = []
-        run: list[str] = []
-        bridge: list[str] = []  # small words between two missing words ("rock the boat")
-        for w in _WORDS.findall(message):
-            key = _stem(w.lower().replace("’", "'").replace("'", ""))
-            if key in missing:
-                run += bridge + [w]
-                bridge = []
-            elif run and w.lower() in _BRIDGE and len(bridge) < 2:
-                bridge.append(w)
-            else:
-                if run:
-                    runs.append(run)
-                run, bridge = [], []
-        if run:
-            runs.append(run)
-        if not runs:
-            return self.replies["not_covered"]["topic_fallback"]
-        best = max(runs, key=lambda r: (sum(_stem(x.lower()) in missing for x in r), len(r)))
-        return "“" + " ".join(best) + "”"
-
-    def _offer(self, exclude: set[str]) -> str:
-        titles = [
-            # Not in the *(label)* form: these are offers, not citations.
-            f"{short_title(sec.title).lower()} ({section_label(sid)})"
-            for sid, sec in self.bank.sections.items()
-            if sid.startswith("tip-") and sid not in exclude
-        ]
-        return "; ".join(titles)
-
-    def _join(self, paras: Iterable[str]) -> str:
-        return "\n\n".join(p.strip() for p in paras if p and p.strip())
+@dataclass
+class _Therapy:
+    paras: list[str] = field(default_factory=list)
+    pick: Pick | None = None
+    note_used: bool = False
 
 
 __all__ = [
     "Citation",
     "Composed",
     "FollowUp",
+    "Limits",
     "OfflineResponder",
+    "Pick",
     "SentenceBank",
     "cited_sections",
     "content_words",
+    "join",
     "load_replies",
     "resolve_followup",
     "section_label",

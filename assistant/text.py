@@ -11,6 +11,33 @@ from .errors import QueryError
 # ZWJ/ZWNJ stay: they join emoji and some scripts and are harmless.
 _KEEP_FORMAT = {"\u200c", "\u200d"}
 _HSPACE = re.compile(r"[^\S\n]+")
+
+
+def _sentence_starters() -> str:
+    """A character class body: capitals and caseless letters of the world's scripts."""
+    ranges: list[tuple[int, int]] = []
+    for code in range(0x80, 0x3000):  # alphabets; the big CJK blocks are added whole below
+        if unicodedata.category(chr(code)) in ("Lu", "Lt", "Lo"):
+            if ranges and ranges[-1][1] == code - 1:
+                ranges[-1] = (ranges[-1][0], code)
+            else:
+                ranges.append((code, code))
+    ranges += [(0x3040, 0x30FF), (0x3400, 0x4DBF), (0x4E00, 0x9FFF), (0xAC00, 0xD7A3)]
+    return "".join(re.escape(chr(a)) + (f"-{re.escape(chr(b))}" if b > a else "")
+                   for a, b in ranges)
+
+
+# The one sentence boundary, for the article and for answers alike: end punctuation, then
+# space and a capital (of any script), a digit, a quote or emphasis; a lower-case word
+# after "e.g. " does not start a sentence. CJK full stops need no space after them.
+SENTENCE_END = re.compile(
+    r"(?<=[.!?…])[\"”’)]*\s+(?=[\"“‘(*A-Z0-9" + _sentence_starters() + r"])"
+    r"|(?<=[。！？])[\"”’)」』]*\s*(?=\S)"
+)
+# A citation marker as the prompt asks for it: [2], [1, 3], [1; 2].
+CITE_MARKER = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
+# A quoted span long enough to be a quotation rather than a word in quote marks.
+QUOTED = re.compile(r"[\"“]([^\"“”]{12,}?)[\"”]")
 _BLANK_LINES = re.compile(r"\n\s*\n+")
 
 
@@ -58,4 +85,4 @@ def clean_user_text(raw: object, max_chars: int) -> tuple[str, str | None]:
     return text, notice
 
 
-__all__ = ["clean_user_text"]
+__all__ = ["CITE_MARKER", "QUOTED", "SENTENCE_END", "clean_user_text"]

@@ -31,9 +31,13 @@ from functools import cache
 from importlib import resources as _pkg
 from pathlib import Path
 from threading import Lock
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from .errors import ConfigError
+from .triage_model import TriageModel, windows
 
 log = logging.getLogger(__name__)
 
@@ -69,6 +73,113 @@ class TriageResult:
 
 # ---------------------------------------------------------------- rules data
 
+Route = Literal["crisis", "abuse", "therapy", "advice", "off_topic"]
+GUARDS = frozenset({"none", "hyperbole", "joke", "past", "resolved"})
+# what a family's hit tells the safety reply, beyond its route (TriageResult.flags)
+KINDS = frozenset({"other_at_risk", "leaving_threat", "harm_doer"})
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class FamilySpec(_Strict):
+    """One [[family]] of triage_rules.toml: a kind of signal and the examples that pin it."""
+
+    name: str = Field(pattern=r"^[a-z][a-z0-9-]*$")
+    route: Literal["crisis", "abuse", "therapy"]
+    weight: float = Field(gt=0, le=3)
+    negation: Literal["span", "before", "none"] = "span"
+    guard: str = "none"
+    accumulate: bool = False
+    kind: str | None = None
+    patterns: list[str] = Field(min_length=1)
+    examples: list[str] = Field(min_length=1)  # messages the family must fire on
+    not_examples: list[str] = Field(min_length=1)  # lookalikes it must not fire on
+
+    @field_validator("guard")
+    @classmethod
+    def _known_guard(cls, v: str) -> str:
+        unknown = set(v.split("+")) - GUARDS
+        if unknown:
+            raise ValueError(f"unknown guard {sorted(unknown)}; use {sorted(GUARDS)} joined by +")
+        return v
+
+    @field_validator("kind")
+    @classmethod
+    def _known_kind(cls, v: str | None) -> str | None:
+        if v is not None and v not in KINDS:
+            raise ValueError(f"unknown kind {v!r}; use one of {sorted(KINDS)}")
+        return v
+
+
+class _Negation(_Strict):
+    negators: list[str]
+    window: int = Field(ge=1, le=12)
+    pseudo: list[str]
+
+
+class _Idioms(_Strict):
+    patterns: list[str]
+    objects: list[str]
+
+
+class _Guards(_Strict):
+    joke: list[str]
+    hyperbole: list[str]
+    serious: list[str]
+    past: list[str]
+    ended: list[str]
+    present_tense: list[str]
+    resolved: list[str]
+    not_present: list[str] = []
+    present: list[str]
+
+
+class _Injection(_Strict):
+    patterns: list[str]
+
+
+class _Normalise(_Strict):
+    words: dict[str, str]
+
+
+class _Lexicon(_Strict):
+    relationship: list[str]
+    family: list[str]
+    feelings: list[str]
+    off_topic: list[str]
+    distress: list[str]
+
+
+class _Language(_Strict):
+    english: list[str]
+    other: list[str]
+
+
+class RulesSpec(_Strict):
+    """The whole rules file; a typo in a key, a route or a guard fails here, at load."""
+
+    macros: dict[str, str] = {}
+    family: list[FamilySpec]
+    followups: dict[Literal["crisis", "abuse"], list[str]]
+    idioms: _Idioms
+    guards: _Guards
+    negation: _Negation
+    injection: _Injection
+    normalise: _Normalise
+    lexicon: _Lexicon
+    language: _Language
+
+    @field_validator("family")
+    @classmethod
+    def _unique_names(cls, v: list[FamilySpec]) -> list[FamilySpec]:
+        names = [f.name for f in v]
+        twice = sorted({n for n in names if names.count(n) > 1})
+        if twice:
+            raise ValueError(f"family names used twice: {twice}")
+        return v
+
 
 @dataclass(frozen=True)
 class _Pattern:
@@ -82,16 +193,13 @@ class _Family:
     route: str
     weight: float
     negation: str  # span | before | none
-    guard: str  # none | hyperbole | joke | past | resolved
+    guards: frozenset[str]  # none | hyperbole | joke | past | resolved
     patterns: tuple[_Pattern, ...]
     accumulate: bool = False  # weak cues: distinct patterns add up (to 1.5 at most)
+    kind: str | None = None
     # all patterns as one alternation: a family with no match anywhere is skipped with one
     # scan instead of one per pattern (long posts: ~3x faster), the matching is unchanged
     prefilter: re.Pattern[str] | None = None
-
-    @property
-    def guards(self) -> frozenset[str]:
-        return frozenset(self.guard.split("+"))
 
 
 @dataclass(frozen=True)
@@ -101,77 +209,89 @@ class _Hit:
     past: bool
 
 
+def _compile(where: str, pattern: str, flags: int = 0) -> re.Pattern[str]:
+    try:
+        return re.compile(pattern, flags)
+    except re.error as exc:
+        raise ConfigError(f"triage rules, {where}: bad pattern {pattern[:60]!r}: {exc}") from exc
+
+
+def _compile_all(where: str, patterns: Sequence[str]) -> list[re.Pattern[str]]:
+    return [_compile(where, p) for p in patterns]
+
+
+def _words_re(where: str, fragments: Sequence[str]) -> re.Pattern[str]:
+    return _compile(where, r"\b(?:" + "|".join(fragments) + r")\b")
+
+
 class Rules:
-    """Compiled signal families, masks, guards and lexicon from triage_rules.toml."""
+    """Compiled signal families, masks, guards and lexicon from a validated rules file."""
 
     def __init__(self, data: dict[str, Any]) -> None:
-        macros = data.get("macros", {})
-        neg = data["negation"]
-        self.negators = frozenset(neg["negators"])
-        self.window = int(neg["window"])
-        self.pseudo = _compile_all(neg["pseudo"])
-
-        def expand(p: str) -> str:
-            for k, v in macros.items():
-                p = p.replace("{" + k + "}", v)
-            return p
-
-        families = []
-        for f in data["family"]:
-            pats = []
-            for p in f["patterns"]:
-                src = expand(p)
-                # drop escapes first: in "\bnothing" the word is "nothing", not "bnothing"
-                words = set(re.findall(r"[a-z]+", re.sub(r"\\[a-zA-Z]", " ", src)))
-                pats.append(_Pattern(re.compile(src), frozenset(words & self.negators)))
-            families.append(
-                _Family(
-                    name=f["name"],
-                    route=f["route"],
-                    weight=float(f["weight"]),
-                    negation=f.get("negation", "span"),
-                    guard=f.get("guard", "none"),
-                    patterns=tuple(pats),
-                    accumulate=bool(f.get("accumulate", False)),
-                    prefilter=re.compile("|".join(f"(?:{p.regex.pattern})" for p in pats)),
-                )
+        try:
+            spec = RulesSpec.model_validate(data)
+        except ValidationError as exc:
+            problems = "; ".join(
+                f"{'.'.join(str(x) for x in e['loc'])}: {e['msg']}" for e in exc.errors()[:5]
             )
-        self.families = tuple(families)
-        self.followups = {k: _compile_all(v) for k, v in data["followups"].items()}
-        self.idioms = _compile_all(data["idioms"]["patterns"])
-        self.object_idioms = _compile_all(data["idioms"]["objects"])
-        guards = data["guards"]
-        self.hyperbole = _compile_all(guards["hyperbole"])
-        self.joke = _compile_all(guards["joke"])
-        self.resolved = _compile_all(guards["resolved"])
-        self.serious = _compile_all(guards["serious"])
-        self.past = _compile_all(guards["past"])
-        self.present = _compile_all(guards["present"])
-        self.not_present = _compile_all(guards.get("not_present", []))
-        self.ended = _compile_all(guards["ended"])
-        self.present_tense = _compile_all(guards["present_tense"])
-        self.injection = [re.compile(p, re.M) for p in data["injection"]["patterns"]]
-        lex = data["lexicon"]
-        self.topic_words = re.compile(r"\b(?:" + "|".join(lex["relationship"]) + r")\b")
-        self.family_words = re.compile(r"\b(?:" + "|".join(lex["family"]) + r")\b")
-        self.feeling_words = re.compile(r"\b(?:" + "|".join(lex["feelings"]) + r")\b")
-        self.offtopic_words = re.compile(r"\b(?:" + "|".join(lex["off_topic"]) + r")\b")
-        words = data["normalise"]["words"]
-        self.word_map = words
-        self.word_re = re.compile(
-            r"\b(?:" + "|".join(re.escape(w) for w in sorted(words, key=len, reverse=True)) + r")\b"
+            raise ConfigError(f"triage rules are invalid: {problems}") from exc
+        self.spec = spec
+        self.negators = frozenset(spec.negation.negators)
+        self.window = spec.negation.window
+        self.pseudo = _compile_all("negation.pseudo", spec.negation.pseudo)
+        self.families = tuple(self._family(f, spec.macros) for f in spec.family)
+        self.followups = {k: _compile_all(f"followups.{k}", v) for k, v in spec.followups.items()}
+        self.idioms = _compile_all("idioms", spec.idioms.patterns)
+        self.object_idioms = _compile_all("idioms.objects", spec.idioms.objects)
+        g = spec.guards
+        self.hyperbole = _compile_all("guards.hyperbole", g.hyperbole)
+        self.joke = _compile_all("guards.joke", g.joke)
+        self.resolved = _compile_all("guards.resolved", g.resolved)
+        self.serious = _compile_all("guards.serious", g.serious)
+        self.past = _compile_all("guards.past", g.past)
+        self.present = _compile_all("guards.present", g.present)
+        self.not_present = _compile_all("guards.not_present", g.not_present)
+        self.ended = _compile_all("guards.ended", g.ended)
+        self.present_tense = _compile_all("guards.present_tense", g.present_tense)
+        self.injection = [_compile("injection", p, re.M) for p in spec.injection.patterns]
+        lex = spec.lexicon
+        self.topic_words = _words_re("lexicon.relationship", lex.relationship)
+        self.family_words = _words_re("lexicon.family", lex.family)
+        self.feeling_words = _words_re("lexicon.feelings", lex.feelings)
+        self.offtopic_words = _words_re("lexicon.off_topic", lex.off_topic)
+        self.distress_words = _words_re("lexicon.distress", lex.distress)
+        self.english_words = frozenset(spec.language.english)
+        self.other_words = frozenset(spec.language.other)
+        self.word_map = spec.normalise.words
+        self.word_re = _compile("normalise.words", r"\b(?:" + "|".join(
+            re.escape(w) for w in sorted(self.word_map, key=len, reverse=True)) + r")\b")
+
+    def _family(self, f: FamilySpec, macros: dict[str, str]) -> _Family:
+        pats = []
+        for p in f.patterns:
+            src = p
+            for k, v in macros.items():
+                src = src.replace("{" + k + "}", v)
+            # drop escapes first: in "\bnothing" the word is "nothing", not "bnothing"
+            words = set(re.findall(r"[a-z]+", re.sub(r"\\[a-zA-Z]", " ", src)))
+            pats.append(_Pattern(_compile(f"family {f.name}", src), frozenset(words & self.negators)))
+        return _Family(
+            name=f.name, route=f.route, weight=f.weight, negation=f.negation,
+            guards=frozenset(f.guard.split("+")), patterns=tuple(pats),
+            accumulate=f.accumulate, kind=f.kind,
+            prefilter=re.compile("|".join(f"(?:{p.regex.pattern})" for p in pats)),
         )
-
-
-def _compile_all(patterns: Sequence[str]) -> list[re.Pattern[str]]:
-    return [re.compile(p) for p in patterns]
 
 
 @cache
 def load_rules() -> Rules:
-    """Read and compile the packaged triage rules once per process."""
+    """Read, validate and compile the packaged triage rules once per process."""
     raw = _pkg.files("assistant.data").joinpath("triage_rules.toml").read_text(encoding="utf-8")
-    return Rules(tomllib.loads(raw))
+    try:
+        data = tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"triage_rules.toml is not valid TOML: {exc}") from exc
+    return Rules(data)
 
 
 # ---------------------------------------------------------------- text
@@ -219,15 +339,9 @@ def _boundaries(pattern: re.Pattern[str], text: str) -> list[int]:
 
 
 def _start_of(bounds: list[int], pos: int) -> int:
-    # bounds is sorted; the last boundary ending at or before pos starts the span
-    lo, hi = 0, len(bounds)
-    while lo < hi:
-        mid = (lo + hi) // 2
-        if bounds[mid] <= pos:
-            lo = mid + 1
-        else:
-            hi = mid
-    return bounds[lo - 1] if lo else 0
+    """The last boundary at or before `pos` (bounds are sorted), or 0."""
+    i = bisect_right(bounds, pos)
+    return bounds[i - 1] if i else 0
 
 
 def _end_of(text: str, pattern: re.Pattern[str], pos: int) -> int:
@@ -248,6 +362,8 @@ class _Verdict:
     words: int
     topic: float
     offtopic: int
+    families: frozenset[str] = frozenset()  # every family that fired, past or present
+    distress: int = 0
 
 
 class RuleEngine:
@@ -326,15 +442,11 @@ class RuleEngine:
         s = _start_of(bounds, pos)
         return text[s : _end_of(text, _SENTENCE, pos)]
 
-    def verdict(self, message: str) -> _Verdict:
-        """Score one message on the rules alone."""
+    def _scan(self, text: str) -> tuple[dict[str, _Hit], dict[str, dict[int, set[int]]], set[str]]:
+        """Every family's hits in masked text: strong hits, weak crisis cues by sentence, notes."""
         r = self.rules
-        norm = normalize(message, r)
-        injection = any(rx.search(norm) for rx in r.injection)
-        text, masked_idioms = self._mask(norm)
         clause_bounds = _boundaries(_CLAUSE, text)
         sentence_bounds = _boundaries(_SENTENCE, text)
-        reasons: list[str] = []
         best: dict[str, _Hit] = {}
         notes: set[str] = set()
         ended = any(rx.search(text) for rx in r.ended)
@@ -352,11 +464,7 @@ class RuleEngine:
                         notes.add(f"negated: {fam.name}")
                         continue
                     sentence = self._sentence(text, start, sentence_bounds)
-                    jokes = r.hyperbole if "hyperbole" in fam.guards else (
-                        r.joke if "joke" in fam.guards else ())
-                    if any(rx.search(sentence) for rx in jokes) and not any(
-                        rx.search(sentence) for rx in r.serious
-                    ):
+                    if self._joking(fam, sentence):
                         notes.add(f"joking or hyperbole: {fam.name}")
                         continue
                     past = self._past(fam.guards, sentence, text, ended)
@@ -365,20 +473,38 @@ class RuleEngine:
                             idx = bisect_right(sentence_bounds, start)
                             soft.setdefault(fam.name, {}).setdefault(idx, set()).add(pi)
                         continue
-                    hit = _Hit(fam, fam.weight, past)
                     old = best.get(fam.name)
                     # a present-tense hit beats a past one
                     if old is None or (old.past and not past):
-                        best[fam.name] = hit
+                        best[fam.name] = _Hit(fam, fam.weight, past)
                     if fam.accumulate and not past:
                         distinct += 1
                         break  # one count per pattern
             if fam.accumulate and distinct > 1:
                 best[fam.name] = _Hit(fam, min(1.5, fam.weight * distinct), False)
+        return best, soft, notes
+
+    def _joking(self, fam: _Family, sentence: str) -> bool:
+        """True when a guarded family's sentence jokes or exaggerates and names no weapon."""
+        r = self.rules
+        jokes = r.hyperbole if "hyperbole" in fam.guards else (
+            r.joke if "joke" in fam.guards else ())
+        return any(rx.search(sentence) for rx in jokes) and not any(
+            rx.search(sentence) for rx in r.serious)
+
+    def verdict(self, message: str) -> _Verdict:
+        """Score one message on the rules alone."""
+        r = self.rules
+        norm = normalize(message, r)
+        injection = any(rx.search(norm) for rx in r.injection)
+        text, masked_idioms = self._mask(norm)
+        best, soft, notes = self._scan(text)
+        reasons: list[str] = []
         scores = dict.fromkeys(ROUTES, 0.0)
         weak, weak_names = self._near(soft)
         scores["crisis"] += weak
         reasons += [f"crisis: {name}" for name in weak_names]
+        kinds: set[str] = set()
         for name, hit in best.items():
             if hit.past and hit.family.route in SAFETY:
                 # resolved history is context, not a verdict: therapy only together with
@@ -388,35 +514,66 @@ class RuleEngine:
                 continue
             scores[hit.family.route] += hit.weight
             reasons.append(f"{hit.family.route}: {name}")
+            if hit.family.kind:
+                kinds.add(hit.family.kind)
         if masked_idioms:
             notes.add("idiom ignored")
         reasons += sorted(notes)
-        flags = tuple(k for k in SAFETY if scores[k] >= THRESHOLD)
-        words = len(_TOKEN.findall(norm))
+        flags = tuple(k for k in SAFETY if scores[k] >= THRESHOLD) + tuple(sorted(kinds))
+        if self.not_english(message, norm):
+            flags += ("not_english",)
+            reasons.append("not English: the rules read English only")
+        if injection:
+            reasons.append("prompt injection ignored")
+        v = _Verdict("advice", scores, reasons, flags, injection, len(_TOKEN.findall(norm)),
+                     0.0, 0, frozenset(best) | frozenset(weak_names))
+        return self._route(v, norm, masked_idioms, notes)
+
+    def _route(self, v: _Verdict, norm: str, masked_idioms: int, notes: set[str]) -> _Verdict:
+        """Settle the route: a safety or therapy score first, else advice unless plainly off topic.
+
+        off_topic needs evidence that the message is about something else (code, recipes,
+        homework, trivia, an instruction to the assistant); distress, fear or loneliness is
+        never off topic, partner named or not.
+        """
+        r = self.rules
         strong = len(r.topic_words.findall(norm))
         jokes = sum(n.startswith("joking") for n in notes)  # hyperbole is still about us
         feelings = len(r.feeling_words.findall(norm)) + masked_idioms + jokes
-        topic = strong + 0.5 * (len(r.family_words.findall(norm)) + feelings)
-        offtopic = len(r.offtopic_words.findall(norm))
+        v.distress = len(r.distress_words.findall(norm))
+        v.topic = strong + 0.5 * (len(r.family_words.findall(norm)) + feelings)
+        v.offtopic = len(r.offtopic_words.findall(norm))
         personal = bool(_PERSONAL.search(norm)) or strong > 0 or masked_idioms > 0
-        if injection:
-            reasons.append("prompt injection ignored")
         for route in ("crisis", "abuse", "therapy"):
-            if scores[route] >= THRESHOLD and (route != "therapy" or personal):
-                return _Verdict(route, scores, reasons, flags, injection, words, topic, offtopic)
+            if v.scores[route] >= THRESHOLD and (route != "therapy" or personal):
+                v.route = route
+                return v
+        if v.distress or (v.offtopic == 0 and not v.injection):
+            return v  # advice: a warm check-in, or a question the conversation can place
         # a task about something else that happens to mention a partner stays off topic
-        task = offtopic >= 2 and feelings == 0 and strong <= 1
-        about_us = personal and (offtopic == 0 or feelings > 0) and (
-            topic > 0 or bool(_PARTNER_PRONOUN.search(norm)) or any(scores.values())
+        task = v.offtopic >= 2 and feelings == 0 and strong <= 1
+        about_us = personal and (v.offtopic == 0 or feelings > 0) and (
+            v.topic > 0 or bool(_PARTNER_PRONOUN.search(norm)) or any(v.scores.values())
         )
-        if injection and topic < 1:
+        if v.injection and v.topic < 1:
             about_us = False  # an instruction to the assistant is not a question about us
-        if (topic >= 1 and not task) or about_us:
-            route = "advice"
-        else:
-            route = "off_topic"
-            reasons.append("not about relationships or wellbeing")
-        return _Verdict(route, scores, reasons, flags, injection, words, topic, offtopic)
+        if not ((v.topic >= 1 and not task) or about_us):
+            v.route = "off_topic"
+            v.reasons.append("about something else")
+        return v
+
+    def not_english(self, message: str, norm: str) -> bool:
+        """True when most letters are not Latin, or other languages' stopwords outnumber English ones."""
+        letters = [c for c in message if c.isalpha()]
+        if len(letters) < 2:
+            return False
+        latin = sum("LATIN" in unicodedata.name(c, "") for c in letters)
+        if latin < len(letters) / 2:
+            return True
+        tokens = re.findall(r"[^\W\d_]+", norm)
+        english = sum(t in self.rules.english_words for t in tokens)
+        other = sum(t in self.rules.other_words for t in tokens)
+        return other >= 2 and other > 2 * english
 
     def _near(self, soft: dict[str, dict[int, set[int]]]) -> tuple[float, list[str]]:
         """Best sum of weak crisis cues that sit within SOFT_WINDOW sentences of each other.
@@ -441,19 +598,6 @@ class RuleEngine:
             if total > best:
                 best, names = total, sorted(used)
         return best, names
-
-    def explain(self, message: str) -> list[tuple[str, str, str]]:
-        """Every signal match as (family, matched words, status), for debugging and tests."""
-        text, _ = self._mask(normalize(message, self.rules))
-        clause_bounds = _boundaries(_CLAUSE, text)
-        out = []
-        for fam in self.rules.families:
-            for pat in fam.patterns:
-                for m in pat.regex.finditer(text):
-                    neg = self._negated(fam, pat, text, m.start(), m.end(),
-                                        _start_of(clause_bounds, m.start()))
-                    out.append((fam.name, m.group(0), "negated" if neg else "fired"))
-        return out
 
     def followup(self, route: str, message: str) -> bool:
         """True when a short message reads as a continuation of an earlier `route` turn."""
@@ -543,16 +687,19 @@ class Triage:
     """Route messages; see the module docstring for the layers."""
 
     def __init__(self, rules: Rules | None = None, semantic: SemanticLayer | None = None,
-                 settings: Any = None) -> None:
+                 settings: Any = None, *, model: TriageModel | None = None,
+                 encoder: Any = None) -> None:
         self.engine = RuleEngine(rules)
         self.semantic = semantic
         self.settings = settings
+        self.model = model
+        self.encoder = encoder if encoder is not None else (semantic.embedder if semantic else None)
         self._history_cache: OrderedDict[str, _Verdict] = OrderedDict()
         self._lock = Lock()
 
     @property
     def embedder(self) -> Any:
-        return self.semantic.embedder if self.semantic else None
+        return self.encoder
 
     def rules_route(self, message: str) -> str:
         """The rules' route alone: no embedding, no history (about a millisecond)."""
@@ -579,10 +726,8 @@ class Triage:
         route, reasons = v.route, list(v.reasons)
         confidence = _confidence(v)
 
-        if self.semantic is not None and (embedding is not None or (message or "").strip()):
-            if embedding is None:
-                embedding = self.semantic.embedder.embed_query(message)
-            route, confidence = self._semantic(v, route, confidence, embedding, reasons)
+        if self.encoder is not None and (message or "").strip():
+            route, confidence = self._learned(v, route, confidence, message, embedding, reasons)
 
         sticky, recent = None, set()
         turns = [h for h in (history or []) if isinstance(h, str) and h.strip()][-HISTORY_TURNS:]
@@ -612,6 +757,51 @@ class Triage:
         elif sticky:
             reasons.append(f"earlier {sticky} turn: resources stay attached")
         return TriageResult(route, round(confidence, 3), reasons, sticky, v.flags)
+
+    def _learned(self, v: _Verdict, route: str, confidence: float, message: str,
+                 embedding: Sequence[float] | None, reasons: list[str]) -> tuple[str, float]:
+        """The embedding layers on top of the rules' verdict: they may raise, never lower."""
+        if self.semantic is not None:
+            if embedding is None:
+                embedding = self.encoder.embed_query(message)
+            route, confidence = self._semantic(v, route, confidence, embedding, reasons)
+        if self.model is not None:
+            route, confidence = self._model_layer(route, confidence, message, embedding, reasons)
+        return route, confidence
+
+    def _model_layer(self, route: str, confidence: float, message: str,
+                     embedding: Sequence[float] | None, reasons: list[str]) -> tuple[str, float]:
+        """Combine the trained classifier with the route so far.
+
+        The more severe route wins, so the model may raise a route and never lowers a rules
+        crisis or abuse (nor turns a relationship question off_topic). One exception: when
+        the text the model fired on holds an idiom or hyperbole the rules guarded ("this
+        commute is killing me", "she'd kill me if I forgot") and the rules saw no crisis or
+        abuse signal in it, the model's crisis or abuse is not taken.
+        """
+        assert self.model is not None
+        m = self.model.classify(message, self.encoder, embedding)
+        if SEVERITY[m.route] <= SEVERITY[route]:
+            if m.route == route:
+                confidence = max(confidence, min(0.95, m.confidence))
+            return route, confidence
+        where = f"window {m.window + 1} of {m.windows}" if m.window is not None else "message"
+        if m.route in SAFETY:
+            fired = windows(message)[m.window] if m.window is not None else message
+            if self._idiom_guarded(fired):
+                reasons.append(f"model: {m.route} ({m.confidence:.2f}, {where}) set aside: "
+                               "an idiom or hyperbole the rules guard")
+                return route, confidence
+        reasons[:] = [x for x in reasons if x != "about something else"]
+        reasons.append(f"model: {m.route} ({m.confidence:.2f}, {where})")
+        return m.route, round(max(0.5, min(0.95, m.confidence)), 3)
+
+    def _idiom_guarded(self, text: str) -> bool:
+        """True when the rules masked an idiom or set aside hyperbole and found no risk."""
+        v = self._rules_cached(text)
+        guarded = any(x == "idiom ignored" or x.startswith("joking or hyperbole")
+                      for x in v.reasons)
+        return guarded and v.scores["crisis"] == 0 and v.scores["abuse"] == 0
 
     def _semantic(self, v: _Verdict, route: str, confidence: float,
                   embedding: Sequence[float], reasons: list[str]) -> tuple[str, float]:
@@ -719,13 +909,19 @@ def llm_route(settings: Any, message: str, history: Sequence[str]) -> str | None
 # ---------------------------------------------------------------- factory
 
 
-def load_triage(settings: Any = None, embedder: Any = None) -> Triage:
-    """Build the triage: rules always; the semantic layer when an embedder is given."""
-    semantic = None
-    if embedder is not None:
+def load_triage(settings: Any = None, embedder: Any = None, *,
+                semantic: bool = False) -> Triage:
+    """Build the triage: rules always; with an embedder, the trained classifier too.
+
+    `semantic` adds the older nearest-example layer (kept for comparison in the evals).
+    """
+    if embedder is None:
+        return Triage(load_rules(), None, settings)
+    layer = None
+    if semantic:
         cache_dir = Path(settings.data_dir) if settings is not None else None
-        semantic = SemanticLayer(embedder, load_examples(), cache_dir)
-    return Triage(load_rules(), semantic, settings)
+        layer = SemanticLayer(embedder, load_examples(), cache_dir)
+    return Triage(load_rules(), layer, settings, model=TriageModel.load(), encoder=embedder)
 
 
 __all__ = ["ROUTES", "SEVERITY", "Triage", "TriageResult", "load_triage", "normalize"]

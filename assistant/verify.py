@@ -1,5 +1,17 @@
 """Check an answer against what was retrieved: citations, quotes, and support per sentence.
 
+Every sentence is checked, whatever its script, punctuation or place in the answer:
+
+- echo: text repeating the prompt (its instructions, the passage scaffolding, chat
+  template tokens) is found by overlap with the prompt actually sent and removed first;
+- repeat: a sentence said before counts once;
+- truncated: an answer cut off by the token limit loses its unfinished last sentence;
+- framing and questions may only reflect the person's words, the passages and the
+  written acknowledgement templates: a new content word or figure fails them, and a
+  diagnosis or a statistic is never framing;
+- claims need support from a retrieved passage (below); a verbatim article sentence
+  cited to the wrong passage is re-cited to the one it comes from.
+
 Support is measured with the same embedding model as retrieval, plus word overlap.
 Calibrated on evals/data/verify_calibration.jsonl (39 faithful paraphrases of the
 article, 29 plausible on-topic claims it never makes, some naming its real sources),
@@ -11,41 +23,104 @@ each scored against the sentences of its own section:
 
 so a sentence is supported when its best cosine to a retrieved sentence is at least
 SUPPORT_STRONG, or at least SUPPORT_MIN with at least OVERLAP_MIN of its content words
-in that passage; a figure it states must appear in the passages; and names are taken
-out before both measures (an invented claim about "Anchor Light Therapy" otherwise
-scored 0.73 against the article's sentence naming it). Dropping a good sentence costs
-less than showing an invented one, so the rule leans that way.
+in that passage; a figure, a diagnosis, a statistic or a prediction it states must be in
+the passages; and names are taken out before both measures (an invented claim about
+"Anchor Light Therapy" otherwise scored 0.73 against the article's sentence naming it).
+Dropping a good sentence costs less than showing an invented one, so the rule leans
+that way. An answer that loses more than LOST_SHARE of its words or sentences in
+checking is replaced whole by the offline reply (chosen on the recorded real-model
+transcripts, evals/data/llm_transcripts.jsonl: see `python -m evals answers`).
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from functools import cache
 from typing import Any, Literal
 
 import numpy as np
 
 from .corpus import trim_spans
-from .respond import SentenceBank, content_words
+from .respond import SentenceBank, content_words, load_replies
+from .text import CITE_MARKER, QUOTED, SENTENCE_END
 
 SUPPORT_STRONG = 0.75
 SUPPORT_MIN = 0.50
 OVERLAP_MIN = 0.40
-# More than this share of an answer's claims unsupported: replace rather than repair.
-REPLACE_SHARE = 0.5
+# More than this share of an answer's words (or sentences) lost in checking: the offline
+# reply instead. On the recorded transcripts, answers that kept their substance lost at
+# most ~30%; echoes and loops lost 45-95% (see the module docstring).
+LOST_SHARE = 0.4
 
-_CITE = re.compile(r"\s*\[(\d+(?:\s*[,;]\s*\d+)*)\]")
-_QUOTE = re.compile(r"[\"“]([^\"“”]{12,}?)[\"”]")
 # Figures are where invented facts hide ("70 percent", "30-day"): a figure the passages
 # don't contain makes a sentence unsupported whatever its similarity.
-_NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?\s*(?:%|percent\b)?|\bpercent\b", re.IGNORECASE)
+_NUMBER = re.compile(r"\b\d+(?:[.,]\d+)?\s*(?:%|percent\b)?|\bpercent\b|%", re.IGNORECASE)
 # Two or more capitalised words, or one that does not start the sentence: a name.
 _NAME = re.compile(r"\b[A-Z][a-z]+(?: [A-Z][a-z]+)+|(?<=[a-z,;:] )[A-Z][a-z]+")
-_SENT_END = re.compile(r"(?<=[.!?…])[\"”’)]*\s+(?=[\"“‘(*A-Z0-9])")
 # Normalise quote marks and dashes for the verbatim check, one character for one, so an
 # offset in the normalised text is the same offset in the corpus.
 _NORMALISE = str.maketrans({"’": "'", "‘": "'", "“": '"', "”": '"', "–": "-", "—": "-"})
+# Words that label a person: never framing, and a claim only where the passages say them.
+_DIAGNOSIS = re.compile(
+    r"\b(depress\w*|anxi(?:ety|ous) disorder|addict\w*|narcissis\w*|bipolar|adhd|autis\w*|"
+    r"personality disorder|borderline|sociopath\w*|psychopath\w*|co-?dependen\w*|ptsd|"
+    r"ocd|disorder\w*|mentally ill|mental illness|avoidant|trauma\w*|diagnos\w*|"
+    r"alcoholi\w*|toxic|abusive|cheating|affair)\b",
+    re.IGNORECASE,
+)
+# How statistics and forecasts are phrased, with or without a figure.
+_STATISTIC = re.compile(
+    r"\b(most|majority|minority|half|third|quarter|percent\w*|statistic\w*|studies|study|"
+    r"research\w*|survey\w*|on average|average|\d+ (?:in|out of) \d+|one in \w+|"
+    r"(?:twice|three times) as|more likely|less likely)\b|%",
+    re.IGNORECASE,
+)
+_PREDICTION = re.compile(
+    r"\b(will|won'?t|going to|end(?:s)? up|bound to|inevitabl\w*|probabl\w*|likely|"
+    r"unlikely|certainly|definitely|guarantee\w*|within (?:a|one|two|three|\d+) "
+    r"(?:day|week|month|year)s?|unless)\b",
+    re.IGNORECASE,
+)
+_FRAMING_START = re.compile(
+    r"^(it sounds|that sounds|this sounds|i'?m (?:so |really )?sorry|i hear|i can hear|"
+    r"it makes sense|that makes sense|thank you|thanks for|i'?m glad|it'?s (?:really )?"
+    r"(?:hard|painful|understandable|lonely|tough|normal to feel)|that'?s (?:really )?"
+    r"(?:hard|painful|a lot|tough|understandable|lonely)|what a|feeling)\b",
+    re.IGNORECASE,
+)
+# Words an acknowledgement or a closing question uses without taking them from anyone.
+_DISCOURSE = frozenset(
+    """sounds sound hear hard painful understandable lonely tough normal sorry glad thank
+    thanks sharing share makes sense really difficult frustrating exhausting heavy carry
+    article passage passages suggests suggest says mentions describes talks idea ideas step
+    steps small gentle next start started possible might first one two three few feels
+    right now today tonight week together moment hurt hurts lot heard telling told""".split()
+)
+# Chat-template and role tokens a model may print when it echoes its prompt.
+_TEMPLATE_TOKEN = re.compile(
+    r"<\|[^|<>]{1,40}\|>|</?s>|<(?:start|end)_of_turn>|\[/?INST\]|<</?SYS>>|"
+    r"^\s*(?:system|user|assistant|model|human|ai)\s*:\s*|\{[a-z_]{3,30}\}",
+    re.IGNORECASE | re.MULTILINE,
+)
+# The passage scaffolding of the prompt: its header, "[2] (tip 4: Be honest)" labels.
+_SCAFFOLD = re.compile(
+    r"^\s*\**\s*(?:numbered )?passages?\s*\**\s*:|"
+    r"\[\d+\]\s*\((?:intro\w*|conclusion|tip \d+)\s*:[^)]*\)|"
+    r"^\s*\(?(?:intro\w*|conclusion|tip \d+)\s*:\s*[^)]{0,80}\)",
+    re.IGNORECASE,
+)
+_LIST_ITEM = re.compile(r"^(\s*)(\d{1,2})([.)])(\s+|$)")
+_END_PUNCT = ("." , "!", "?", "…", "。", "！", "？", ":", '"', "”", "’", ")")
+_TOKENS = re.compile(r"[^\W_]+", re.UNICODE)
+# Word n-grams this long that also occur in the instructions make a sentence an echo.
+_ECHO_N = 4
+_ECHO_SHARE = 0.4
+
+Kind = Literal["claim", "question", "framing", "lead", "echo", "repeat", "truncated",
+               "empty"]
+_LOST_KINDS = ("echo", "repeat", "truncated")
 
 
 @dataclass
@@ -62,7 +137,13 @@ class SentenceCheck:
     sentence: int | None = None  # index in the sentence bank of the closest sentence
     ok: bool = True
     reason: str = ""  # why it was dropped, or why it needed no support
-    kind: Literal["claim", "question", "framing", "lead"] = "claim"
+    kind: Kind = "claim"
+    recited: int | None = None  # the passage it was re-cited to, when its [n] was wrong
+    miscited: bool = False  # it cited a passage number that was not in the prompt
+
+    @property
+    def words(self) -> int:
+        return len(_TOKENS.findall(strip_citations(self.text)))
 
 
 @dataclass
@@ -74,19 +155,49 @@ class Verdict:
     bad_citations: list[int] = field(default_factory=list)
     bad_quotes: list[str] = field(default_factory=list)
     action: Literal["ok", "repaired", "replace"] = "ok"
+    lost_words: float = 0.0  # share of the answer's words removed in checking
+    lost_sentences: float = 0.0
 
     @property
     def dropped(self) -> list[SentenceCheck]:
-        return [c for c in self.checks if not c.ok]
+        return [c for c in self.checks if not c.ok and c.kind != "empty"]
+
+    @property
+    def echoes(self) -> list[SentenceCheck]:
+        return [c for c in self.checks if c.kind == "echo"]
 
     def summary(self) -> str | None:
-        """The line a reply carries: what verification changed, or None."""
-        if self.action == "repaired":
-            n = len(self.dropped)
-            return f"repaired: dropped {n} unsupported sentence{'s' if n != 1 else ''}"
+        """The line a reply carries, in plain words: what checking changed, or None."""
         if self.action == "replace":
-            return "replaced by the offline reply"
-        return None
+            return ("replaced by the offline reply: the model's answer did not hold up "
+                    "against the article")
+        if self.action != "repaired":
+            return None
+        parts = []
+        unsupported = [c for c in self.dropped if c.kind not in _LOST_KINDS]
+        if unsupported:
+            parts.append(_count(len(unsupported), "sentence") + " the article doesn't support")
+        if self.echoes:
+            parts.append("text repeating the assistant's instructions")
+        repeats = [c for c in self.checks if c.kind == "repeat"]
+        if repeats:
+            parts.append(_count(len(repeats), "repeated sentence"))
+        if any(c.kind == "truncated" for c in self.checks):
+            parts.append("an unfinished last sentence")
+        recited = sum(c.recited is not None for c in self.checks)
+        note = f"shortened: removed {_join(parts)}" if parts else ""
+        if recited:
+            fix = f"{_count(recited, 'quote')} re-cited to the section it comes from"
+            note = f"{note}; {fix}" if note else fix
+        return f"repaired: {note}"
+
+
+def _count(n: int, noun: str) -> str:
+    return f"{n} {noun}{'s' if n != 1 else ''}"
+
+
+def _join(parts: list[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
 
 
 def split_answer(text: str) -> list[tuple[int, int]]:
@@ -94,9 +205,9 @@ def split_answer(text: str) -> list[tuple[int, int]]:
     spans: list[tuple[int, int]] = []
     pos = 0
     for line in text.splitlines(keepends=True):
-        body = line.rstrip("\n")
+        body = line.rstrip("\r\n")
         start = 0
-        for m in _SENT_END.finditer(body):
+        for m in SENTENCE_END.finditer(body):
             spans.append((pos + start, pos + m.start() + len(m.group(0).rstrip())))
             start = m.end()
         spans.append((pos + start, pos + len(body)))
@@ -105,7 +216,52 @@ def split_answer(text: str) -> list[tuple[int, int]]:
 
 
 def strip_citations(text: str) -> str:
-    return _CITE.sub("", text).strip()
+    """The text without its [n] markers."""
+    return CITE_MARKER.sub("", text).strip()
+
+
+def shingles(text: str, n: int = _ECHO_N) -> set[tuple[str, ...]]:
+    """Lower-cased word n-grams of a text."""
+    words = [w.lower() for w in _TOKENS.findall(text)]
+    return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+
+@cache
+def _template_words() -> frozenset[str]:
+    """Content words of the written reply templates (acknowledgements, leads)."""
+    return frozenset(w for s in _strings(load_replies()) for w in content_words(s))
+
+
+def _strings(value: Any) -> Iterable[str]:
+    if isinstance(value, str):
+        yield value
+    elif isinstance(value, dict):
+        for v in value.values():
+            yield from _strings(v)
+    elif isinstance(value, list):
+        for v in value:
+            yield from _strings(v)
+
+
+def _novel_words(text: str, allowed: set[str]) -> list[str]:
+    """Words of `text` found neither in `allowed` nor among the plain discourse words."""
+    latin = [w for w in content_words(text) if w not in allowed and w not in _DISCOURSE]
+    other = [w.lower() for w in _TOKENS.findall(text)
+             if not w.isascii() and len(w) > 1 and w.lower() not in allowed]
+    return latin + other
+
+
+@dataclass
+class _Context:
+    """What one answer is checked against."""
+
+    passages: Sequence[Any]
+    passage_idx: list[list[int]]
+    passage_words: list[set[str]]
+    passage_text: str  # all passages, lower-cased, for figures and labels
+    allowed: set[str]  # words framing may use: message, passages, templates
+    message_numbers: set[str]
+    prompt: set[tuple[str, ...]]
 
 
 class Verifier:
@@ -127,7 +283,7 @@ class Verifier:
         """
         spans = split_answer(partial_answer)[:-1]  # the last may be unfinished
         done = 0
-        for s, e in spans:
+        for s, e in spans[-8:]:  # a looping model: only the newest sentences are new
             text = _without_names(strip_citations(partial_answer[s:e]))
             if text and text not in self._warm:
                 self._warm[text] = self.embedder.embed_query(text)
@@ -143,7 +299,7 @@ class Verifier:
                 known[t] = v
         if len(self._warm) > 512:  # a small bounded memory of recent answers' sentences
             self._warm.clear()
-        return [known[t] for t in texts]
+        return [known[t] for t in texts]  # type: ignore[misc]
 
     # -- quotes
 
@@ -168,127 +324,242 @@ class Verifier:
 
     # -- answers
 
-    def check(self, answer: str, passages: Sequence[Any], *, message: str = "") -> Verdict:
-        """Check an LLM answer that cites passages as [n]; repair it or say to replace it."""
+    def check(self, answer: str, passages: Sequence[Any], *, message: str = "",
+              prompt: str = "", truncated: bool = False) -> Verdict:
+        """Check an LLM answer that cites passages as [n]; repair it or say to replace it.
+
+        `prompt` is the instruction text sent with it (echoes of it are removed);
+        `truncated` says the endpoint stopped at the token limit.
+        """
+        ctx = self._context(passages, message, prompt)
         spans = split_answer(answer)
         checks: list[SentenceCheck] = []
         bad_citations: set[int] = set()
         bad_quotes: list[str] = []
-        fixed: dict[int, str] = {}  # sentence index -> text with quotes made verbatim
-        passage_idx = [self.bank.within(p.chunk) for p in passages]
-        passage_words = [set().union(*(self.bank.words[i] for i in idx)) for idx in passage_idx]
-        passage_numbers = {
-            n.lower().strip() for p in passages for n in _NUMBER.findall(p.chunk.text)
-        }
-
+        fixed: dict[int, str] = {}  # sentence index -> repaired text
+        seen: set[str] = set()
         to_embed: list[int] = []
         for k, (s, e) in enumerate(spans):
-            raw = answer[s:e]
-            c = SentenceCheck(raw, s, e)
-            for m in _CITE.finditer(raw):
-                for n in re.split(r"\s*[,;]\s*", m.group(1)):
-                    c.cited.append(int(n))
-            plain = strip_citations(raw)
-            bare = plain.strip("*_#>- ").strip()
-            invalid = [n for n in c.cited if not 1 <= n <= len(passages)]
-            if invalid:
-                bad_citations.update(invalid)
-                c.ok, c.reason = False, f"cites passage {invalid[0]}, which was not retrieved"
-            # Quoted spans must be the article's words; a near-miss on quote marks or
-            # dashes is repaired to the exact corpus text, anything else fails.
-            new = raw
-            for m in _QUOTE.finditer(raw):
-                exact = self.verbatim(m.group(1))
-                if exact is None:
-                    bad_quotes.append(m.group(1))
-                    c.ok, c.reason = False, "quotes words that are not in the article"
-                elif exact != m.group(1):
-                    new = new.replace(m.group(1), exact)
-            if new != raw:
-                fixed[k] = new
-            if not c.ok:
-                pass  # already failed on a citation or a quote
-            elif bare.endswith("?"):
-                c.kind, c.reason = "question", "a question makes no claim"
-            elif bare.endswith(":") and len(bare.split()) <= 12:
-                c.kind, c.reason = "lead", "introduces what follows"
-            elif k == 0 and not c.cited and _is_framing(bare):
-                c.kind, c.reason = "framing", "acknowledges what the person said"
-            elif not bare or not re.search(r"[A-Za-z]{2}", bare):
-                c.kind, c.reason = "lead", "no words"
-            else:
-                to_embed.append(k)
+            c = SentenceCheck(answer[s:e], s, e)
             checks.append(c)
+            if self._screen(c, ctx, seen, last=truncated and k == len(spans) - 1):
+                continue
+            new = self._check_marks(c, ctx, bad_citations, bad_quotes)
+            if new != c.text:
+                fixed[k] = new
+            if c.ok and self._classify(c, ctx):
+                to_embed.append(k)
 
         if to_embed:
             texts = [_without_names(strip_citations(checks[k].text)) for k in to_embed]
             vecs = np.asarray(self._embed(texts), dtype=np.float32)
             for k, vec in zip(to_embed, vecs, strict=True):
-                self._support(checks[k], vec, passage_idx, passage_words, passage_numbers)
+                self._support(checks[k], vec, ctx)
+                if checks[k].recited is not None:
+                    fixed[k] = _recite(fixed.get(k, checks[k].text), checks[k].recited)
 
-        claims = [c for c in checks if c.kind == "claim"]
-        dropped = [c for c in checks if not c.ok]
-        supported_claims = [c for c in claims if c.ok]
-        if not dropped:
-            action: Literal["ok", "repaired", "replace"] = "ok"
-        elif not supported_claims or len(dropped) > REPLACE_SHARE * max(1, len(claims)):
-            action = "replace"
+        return self._verdict(answer, spans, checks, fixed, bad_citations, bad_quotes)
+
+    def _context(self, passages: Sequence[Any], message: str, prompt: str) -> _Context:
+        passage_idx = [self.bank.within(p.chunk) for p in passages]
+        passage_words = [set().union(*(self.bank.words[i] for i in idx)) for idx in passage_idx]
+        texts = " ".join(p.chunk.text for p in passages)
+        allowed = set(content_words(message)) | set().union(*passage_words, set())
+        allowed |= set(content_words(texts)) | _template_words()
+        allowed |= {w.lower() for w in _TOKENS.findall(message) if not w.isascii()}
+        return _Context(
+            passages=passages,
+            passage_idx=passage_idx,
+            passage_words=passage_words,
+            passage_text=texts.lower().translate(_NORMALISE),
+            allowed=allowed,
+            message_numbers={n.lower().strip() for n in _NUMBER.findall(message)},
+            prompt=shingles(prompt),
+        )
+
+    def _screen(self, c: SentenceCheck, ctx: _Context, seen: set[str], *, last: bool) -> bool:
+        """Mark what is not the answer's own text (echo, repeat, cut-off, empty); True if so."""
+        plain = strip_citations(c.text)
+        body = _TEMPLATE_TOKEN.sub(" ", plain)
+        content = _LIST_ITEM.sub("", body.strip("*_#>-• \t")).strip("*_#>-• \t")
+        if not re.search(r"[^\W_]", content):
+            if body.strip() != plain.strip():  # only template tokens were left
+                c.ok, c.kind, c.reason = False, "echo", "a chat template token"
+            else:
+                c.ok, c.kind, c.reason = False, "empty", "no words (an empty list item)"
+            return True
+        if body.strip() != plain.strip() or _SCAFFOLD.search(plain) or self._echoes(
+            content, ctx.prompt
+        ):
+            c.ok, c.kind, c.reason = False, "echo", "repeats the prompt"
+            return True
+        key = " ".join(w.lower() for w in _TOKENS.findall(content))
+        if key in seen:
+            c.ok, c.kind, c.reason = False, "repeat", "said already"
+            return True
+        seen.add(key)
+        if last and not plain.rstrip("*_ ").endswith(_END_PUNCT):
+            c.ok, c.kind, c.reason = False, "truncated", "cut off by the token limit"
+            return True
+        return False
+
+    @staticmethod
+    def _echoes(text: str, prompt: set[tuple[str, ...]]) -> bool:
+        if not prompt:
+            return False
+        grams = shingles(text)
+        if not grams:
+            return False
+        return sum(g in prompt for g in grams) / len(grams) >= _ECHO_SHARE
+
+    def _check_marks(self, c: SentenceCheck, ctx: _Context, bad_citations: set[int],
+                     bad_quotes: list[str]) -> str:
+        """Read the [n] markers and the quotes; returns the text with quotes made exact."""
+        for m in CITE_MARKER.finditer(c.text):
+            c.cited += [int(n) for n in re.split(r"\s*[,;]\s*", m.group(1))]
+        invalid = [n for n in c.cited if not 1 <= n <= len(ctx.passages)]
+        if invalid:
+            # Not a reason to drop a supported sentence: it is re-cited or dropped below.
+            bad_citations.update(invalid)
+            c.cited = [n for n in c.cited if n not in invalid]
+            c.miscited = True
+        new = c.text
+        # Quoted spans must be the article's words; a near-miss on quote marks or
+        # dashes is repaired to the exact corpus text, anything else fails.
+        for m in QUOTED.finditer(c.text):
+            exact = self.verbatim(m.group(1))
+            if exact is None:
+                bad_quotes.append(m.group(1))
+                c.ok, c.reason = False, "quotes words that are not in the article"
+            elif exact != m.group(1):
+                new = new.replace(m.group(1), exact)
+        return new
+
+    def _classify(self, c: SentenceCheck, ctx: _Context) -> bool:
+        """Check what needs no passage (framing, questions, leads); True if it is a claim."""
+        bare = strip_citations(c.text).strip("*_#>-• ").strip()
+        bare = _LIST_ITEM.sub("", bare).strip()
+        if bare.endswith(("?", "？")):
+            c.kind = "question"
+        elif bare.endswith(":") and len(bare.split()) <= 12:
+            c.kind = "lead"
+        elif not c.cited and _FRAMING_START.match(bare):
+            c.kind = "framing"
         else:
-            action = "repaired"
-        text = _rebuild(answer, spans, checks, fixed)
-        return Verdict(text, checks, sorted(bad_citations), bad_quotes, action)
+            return True
+        if _DIAGNOSIS.search(bare) or _STATISTIC.search(bare):
+            c.ok, c.reason = False, f"a {c.kind} may not diagnose or state a statistic"
+            return False
+        if _PREDICTION.search(bare) and c.kind == "framing":
+            c.kind = "claim"  # a forecast about them is a claim, checked like one
+            return True
+        numbers = {n.lower().strip() for n in _NUMBER.findall(bare)}
+        if numbers - ctx.message_numbers - _numbers_in(ctx.passage_text):
+            c.ok, c.reason = False, f"a {c.kind} with a figure nobody gave"
+            return False
+        novel = _novel_words(bare, ctx.allowed)
+        if novel:
+            if c.kind == "question":
+                c.kind = "claim"  # a question can assert: then it needs support
+                return True
+            c.ok, c.reason = False, f"words neither the person nor the article used: {novel[0]}"
+            return False
+        c.reason = {"question": "asks, with their words and the article's",
+                    "lead": "introduces what follows",
+                    "framing": "reflects what the person said"}[c.kind]
+        return False
 
-    def _support(self, c: SentenceCheck, vec: np.ndarray, passage_idx: list[list[int]],
-                 passage_words: list[set[str]], passage_numbers: set[str]) -> None:
-        best, best_p, best_i = -1.0, None, None
-        for relaxed in (False, True):
-            for p, idx in enumerate(passage_idx, 1):
-                # A cited passage is where the support should be; an uncited sentence may
-                # be supported by any retrieved passage.
-                if not idx or (c.cited and p not in c.cited and not relaxed):
-                    continue
-                sims = self.bank.vectors[idx] @ vec
-                j = int(np.argmax(sims))
-                if float(sims[j]) > best:
-                    best, best_p, best_i = float(sims[j]), p, idx[j]
-            if best_p is not None:
-                break
+    def _support(self, c: SentenceCheck, vec: np.ndarray, ctx: _Context) -> None:
+        best, best_p, best_i = _best(self.bank.vectors, vec, ctx.passage_idx, c.cited)
+        if c.cited and (best < SUPPORT_STRONG or best_p not in c.cited):
+            # Cited to the wrong passage? A sentence another passage supports strongly (the
+            # article's own words) is re-cited there rather than dropped.
+            any_best, any_p, any_i = _best(self.bank.vectors, vec, ctx.passage_idx, [])
+            if any_p is not None and any_p not in c.cited and any_best >= SUPPORT_STRONG:
+                best, best_p, best_i = any_best, any_p, any_i
+                c.recited, c.cited = any_p, [any_p]
+        elif not c.cited and c.miscited and best_p is not None and best >= SUPPORT_STRONG:
+            c.recited, c.cited = best_p, [best_p]
         # Names ("Anchor Light Therapy", "Lisa Firestone") don't vouch for a claim: an
         # invented claim about a real source shares them. Overlap counts other words only.
-        names = {w for n in _NAME.findall(strip_citations(c.text)) for w in content_words(n)}
-        words = [w for w in content_words(c.text) if w not in names]
+        plain = strip_citations(c.text)
+        names = {w for n in _NAME.findall(plain) for w in content_words(n)}
+        words = [w for w in content_words(plain) if w not in names]
         overlap = (
-            sum(w in passage_words[best_p - 1] for w in words) / len(words)
+            sum(w in ctx.passage_words[best_p - 1] for w in words) / len(words)
             if words and best_p else 0.0
         )
         c.support, c.overlap = round(best, 4), round(overlap, 4)
         c.source, c.sentence = best_p, best_i
-        numbers = {n.lower().strip() for n in _NUMBER.findall(strip_citations(c.text))}
-        if numbers - passage_numbers:
+        numbers = {n.lower().strip() for n in _NUMBER.findall(plain)}
+        labels = _labels(plain, ctx.passage_text)
+        if numbers - _numbers_in(ctx.passage_text):
             c.ok, c.reason = False, "states a number the passages don't"
+        elif labels:
+            c.ok, c.reason = False, f"says '{labels[0]}', which the passages don't"
+        elif c.miscited and c.recited is None:
+            c.ok, c.reason = False, "cites a passage that was not retrieved"
         elif best >= SUPPORT_STRONG or (best >= SUPPORT_MIN and overlap >= OVERLAP_MIN):
             c.ok, c.reason = True, "supported"
         else:
             c.ok, c.reason = False, "not supported by the retrieved passages"
+        if not c.ok:
+            c.recited = None
+
+    def _verdict(self, answer: str, spans: list[tuple[int, int]],
+                 checks: list[SentenceCheck], fixed: dict[int, str],
+                 bad_citations: set[int], bad_quotes: list[str]) -> Verdict:
+        counted = [c for c in checks if c.kind != "empty"]
+        total_words = sum(c.words for c in counted) or 1
+        lost = [c for c in counted if not c.ok]
+        lost_words = sum(c.words for c in lost) / total_words
+        lost_sentences = len(lost) / max(1, len(counted))
+        supported = [c for c in checks if c.ok and c.kind == "claim"]
+        action: Literal["ok", "repaired", "replace"] = "ok"
+        if not supported or lost_words > LOST_SHARE or lost_sentences > LOST_SHARE:
+            action = "replace"
+        elif lost or any(c.recited is not None for c in checks):
+            action = "repaired"
+        text = _rebuild(answer, spans, checks, fixed)
+        return Verdict(text, checks, sorted(bad_citations), bad_quotes, action,
+                       round(lost_words, 4), round(lost_sentences, 4))
 
 
-_FRAMING_START = re.compile(
-    r"^(it sounds|that sounds|this sounds|i'?m (?:so |really )?sorry|i hear|i can hear|"
-    r"it makes sense|that makes sense|thank you|thanks for|i'?m glad|it'?s (?:really )?"
-    r"(?:hard|painful|understandable|lonely|tough|normal to feel)|that'?s (?:really )?"
-    r"(?:hard|painful|a lot|tough|understandable|lonely)|what a|feeling)\b",
-    re.IGNORECASE,
-)
+def _best(vectors: np.ndarray, vec: np.ndarray, passage_idx: list[list[int]],
+          cited: Sequence[int]) -> tuple[float, int | None, int | None]:
+    """The closest passage sentence: among the cited passages, else among all."""
+    best, best_p, best_i = -1.0, None, None
+    for only_cited in (True, False):
+        for p, idx in enumerate(passage_idx, 1):
+            if not idx or (only_cited and cited and p not in cited):
+                continue
+            sims = vectors[idx] @ vec
+            j = int(np.argmax(sims))
+            if float(sims[j]) > best:
+                best, best_p, best_i = float(sims[j]), p, idx[j]
+        if best_p is not None:
+            break
+    return best, best_p, best_i
 
 
-def _is_framing(sentence: str) -> bool:
-    """An opening that acknowledges the person, with no claim about the world."""
-    words = sentence.split()
-    return (
-        len(words) <= 30
-        and not _NUMBER.search(sentence)
-        and bool(_FRAMING_START.match(sentence))
-    )
+def _numbers_in(text: str) -> set[str]:
+    return {n.lower().strip() for n in _NUMBER.findall(text)}
+
+
+def _labels(sentence: str, passage_text: str) -> list[str]:
+    """Diagnoses, statistics and forecasts in a sentence that the passages never use."""
+    found = [m.group(0).lower() for pattern in (_DIAGNOSIS, _STATISTIC, _PREDICTION)
+             for m in pattern.finditer(sentence)]
+    return [f for f in found if f.translate(_NORMALISE) not in passage_text]
+
+
+def _recite(text: str, n: int) -> str:
+    """The sentence with its [n] markers replaced by one marker for passage `n`."""
+    bare = CITE_MARKER.sub("", text).rstrip()
+    end = len(bare)
+    while end and bare[end - 1] in ".!?…\"”’)*":
+        end -= 1
+    return f"{bare[:end]} [{n}]{bare[end:]}"
 
 
 def _without_names(text: str) -> str:
@@ -303,24 +574,44 @@ def _rebuild(answer: str, spans: list[tuple[int, int]], checks: list[SentenceChe
     pos = 0
     for k, ((s, e), c) in enumerate(zip(spans, checks, strict=True)):
         out.append(answer[pos:s])
-        if c.ok:
+        if c.ok and c.kind != "empty":
             out.append(fixed.get(k, answer[s:e]))
         pos = e
     out.append(answer[pos:])
-    text = "".join(out)
+    text = _TEMPLATE_TOKEN.sub("", "".join(out))
+    text = _renumber(text)
     text = re.sub(r"[ \t]+\n", "\n", text)
     text = re.sub(r"\n{3,}", "\n\n", text)
     text = re.sub(r"[ \t]{2,}", " ", text)
     return text.strip()
 
 
+def _renumber(text: str) -> str:
+    """Number each list 1, 2, 3… again, and drop items left with nothing in them."""
+    lines: list[str] = []
+    expected = 0
+    for line in text.splitlines():
+        m = _LIST_ITEM.match(line)
+        if m and not line[m.end():].strip(" *_"):
+            continue  # an item whose text was removed
+        if m:
+            expected += 1
+            line = f"{m.group(1)}{expected}{m.group(3)} {line[m.end():]}"
+        elif line.strip():
+            expected = 0
+        lines.append(line)
+    return "\n".join(lines)
+
+
 __all__ = [
+    "LOST_SHARE",
     "OVERLAP_MIN",
     "SUPPORT_MIN",
     "SUPPORT_STRONG",
     "SentenceCheck",
     "Verdict",
     "Verifier",
+    "shingles",
     "split_answer",
     "strip_citations",
 ]

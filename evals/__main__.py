@@ -10,6 +10,7 @@ RUNNERS = {
     "triage": "evals.triage",
     "answers": "evals.answers",
     "bench": "evals.bench",
+    "train-triage": "evals.train_triage",
 }
 
 

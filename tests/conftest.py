@@ -1,29 +1,76 @@
-"""Shared fixtures: an isolated environment per test, and one loaded model per session."""
+"""Shared fixtures: an isolated environment per test, and one loaded model per session.
+
+Isolation starts when this file is imported, before any fixture (session-scoped ones
+included) builds `Settings`: HOME, the XDG folders and the data folder point into a fresh
+temporary folder, the working directory has no `.env`, and no API key, server or
+RECONNECT_* setting leaks in from the developer's shell. Servers the tests start inherit it.
+"""
 
 from __future__ import annotations
 
 import os
+import shutil
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-os.environ["HF_HUB_OFFLINE"] = "1"
-os.environ["TRANSFORMERS_OFFLINE"] = "1"
-
 REPO = Path(__file__).resolve().parent.parent
-SHARED = REPO.parent / "shared"
 
 _LEAKY_PREFIXES = ("OPENAI_", "CHROMA_", "RECONNECT_", "AZURE_OPENAI")
+# Fixtures that start a server (a thread on loopback or a process): tests using them are
+# marked `server` here, so `-m "not server"` never starts one.
+SERVER_FIXTURES = frozenset({"fake_openai", "llm_assistant", "streamlit_server", "chroma"})
+
+_SANDBOX = Path(tempfile.mkdtemp(prefix="reconnect-tests-"))
+
+
+def _isolate_process() -> None:
+    """Point HOME, XDG folders, the data folder and the cwd at the sandbox; drop leaky vars."""
+    for name in list(os.environ):
+        if name.startswith(_LEAKY_PREFIXES):
+            del os.environ[name]
+    home = _SANDBOX / "home"
+    for sub in ("", ".config", ".cache", ".local/share"):
+        (home / sub).mkdir(parents=True, exist_ok=True)
+    os.environ.update({
+        "HOME": str(home),
+        "XDG_CONFIG_HOME": str(home / ".config"),
+        "XDG_CACHE_HOME": str(home / ".cache"),
+        "XDG_DATA_HOME": str(home / ".local/share"),
+        "RECONNECT_DATA_DIR": str(_SANDBOX / "data"),
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+    })
+    os.chdir(_SANDBOX)  # so a developer's .env is never read
+
+
+_isolate_process()
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    """Mark every test that uses a server fixture as `server`."""
+    for item in items:
+        if SERVER_FIXTURES & set(getattr(item, "fixturenames", ())):
+            item.add_marker(pytest.mark.server)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def _sandbox() -> Iterator[Path]:
+    """Remove the sandbox when the session ends."""
+    yield _SANDBOX
+    shutil.rmtree(_SANDBOX, ignore_errors=True)
 
 
 @pytest.fixture(autouse=True)
-def clean_environ(monkeypatch, tmp_path):
-    """No API key, server or data folder leaks in from the developer's shell or `.env`."""
+def clean_environ(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[None]:
+    """Each test gets its own data folder and cwd; settings a test sets are undone after it."""
     for name in list(os.environ):
         if name.startswith(_LEAKY_PREFIXES):
             monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("RECONNECT_DATA_DIR", str(tmp_path / "data"))
-    monkeypatch.chdir(tmp_path)  # so a developer's .env is never read
+    monkeypatch.chdir(tmp_path)
     yield
 
 

@@ -17,9 +17,9 @@ from assistant.corpus import (
 )
 from assistant.errors import CorpusError
 
-from .conftest import REPO, SHARED
+from .conftest import REPO
 
-SEED = SHARED / "seed" / "article.txt"
+SEED = REPO / "tests" / "data" / "seed_article.txt"  # a copy of shared/seed/article.txt
 EXPECTED_IDS = ["intro", "tip-6", "tip-5", "tip-4", "tip-3", "tip-2", "tip-1", "conclusion"]
 CORPUS_FILE = REPO / "corpus" / "reconnecting-with-your-partner.md"
 

@@ -2,34 +2,57 @@
 
 Run with `streamlit run ui/app.py`. The conversation lives in `st.session_state` only (one
 per browser tab, gone when the tab closes); nothing the person types is written to disk or
-to the logs. The Assistant (embedding model, index) is built once per server process.
+to the logs. The Assistant (embedding model, index) is built once per server process, in a
+background thread, so the page takes messages while it gets ready.
+
+Nothing sent is lost: the chat input queues each message (`on_submit`) and the page answers
+the queue in order; while a run answers, the input is disabled on the client
+(`submit_mode="disable"`), and while the Assistant loads, the page yields to Streamlit every
+tenth of a second so a message sent meanwhile is queued at once.
 """
 
 from __future__ import annotations
 
 import hashlib
+import html
 import json
 import logging
+import re
+import threading
+import time
 import traceback
 import uuid
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import streamlit as st
+from help_lines import (
+    banner_contacts,
+    channels,
+    help_contacts,
+    relocalize_text,
+)
 
-from assistant.assistant import Final, TextDelta
+from assistant.assistant import TRIAGE_MAX_CHARS, Assistant, Final, Reply, TextDelta
 from assistant.config import Settings
 from assistant.errors import QueryError, ReconnectError
 from assistant.feedback import FeedbackRecord, FeedbackStore
-from assistant.resources import known_locales, normalize_locale, resources_for
+from assistant.resources import Resource, known_locales, normalize_locale, resources_for
 
 log = logging.getLogger("reconnect.ui")
+HERE = Path(__file__).resolve().parent
 
 # Where "Quick exit" sends the browser: a neutral, everyday site (the convention on
 # domestic-violence sites). `location.replace` keeps this page out of the Back button.
 NEUTRAL_SITE = "https://www.weather.com/"
+# The longest message the Assistant reads (its triage reads this much of every message).
+MAX_MESSAGE_CHARS = TRIAGE_MAX_CHARS
+TOO_LONG = (
+    "This message is {n} characters long. I read the first {max}; "
+    "please send the rest as another message."
+)
 
-# Starter prompts, one per theme of the article (drift, honesty, time together, therapy).
 STARTERS = (
     "We barely talk anymore; it feels like we're roommates.",
     "How can I tell my partner I feel far apart without blaming them?",
@@ -37,8 +60,14 @@ STARTERS = (
     "How do we know when it's time to see a couples therapist?",
 )
 
-SAFETY_ROUTES = ("crisis", "abuse")
 AVATARS = {"user": ":material/person:", "assistant": ":material/favorite:"}
+BANNER_TITLE = {
+    "crisis": "You deserve support from a person right now.",
+    "abuse": "You are not to blame, and help is available.",
+}
+STICKY_LEAD = {"crisis": "Talk to someone now", "abuse": "Domestic abuse support"}
+PLACEHOLDER = "What's going on between you two?"
+PLACEHOLDER_LOADING = "Getting ready… you can already type your message"
 
 TURN_FAILED = (
     "Sorry, something went wrong on our side while answering. Please try again in a moment, "
@@ -49,22 +78,31 @@ NOT_READY = (
     "If you need to talk to someone, the contacts below are there for you."
 )
 
-CSS = """
-<style>
-/* Quick exit stays in reach while scrolling, in the header bar, on every screen size. */
-.st-key-quick_exit { position: fixed; top: 0.6rem; right: 3.5rem; z-index: 999991;
-  width: auto !important; }
-/* The help banner for crisis and abuse stays in view for the rest of the session. */
-/* (Streamlit wraps a keyed container in a layout wrapper of the same height: the wrapper
-   is the element that can stick.) */
-[data-testid="stLayoutWrapper"]:has(> .st-key-sticky_help [data-testid="stAlert"]) {
-  position: sticky; top: 3.75rem; z-index: 999; background: #fbfaf7; padding-bottom: 0.25rem; }
-.st-key-sticky_help [data-testid="stAlert"] { box-shadow: 0 2px 6px rgba(0, 0, 0, 0.12); }
-</style>
-"""
+
+# --- the Assistant, once per server, built in the background --------------------------------
 
 
-# --- the Assistant, once per server --------------------------------------------------------
+class Loader:
+    """Builds the Assistant in a background thread, so the page can take messages meanwhile."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.assistant: Assistant | None = None
+        self.failed = False
+        self._done = threading.Event()
+        threading.Thread(target=self._build, args=(settings,), daemon=True).start()
+
+    def _build(self, settings: Settings) -> None:
+        try:
+            self.assistant = Assistant.from_settings(settings)
+        except Exception as exc:  # noqa: BLE001 - shown as a sentence, logged without words
+            _log_failure("starting the assistant", exc)
+            self.failed = True
+        finally:
+            self._done.set()
+
+    def wait(self, seconds: float) -> bool:
+        """Wait up to `seconds` for the build to end; return whether it has."""
+        return self._done.wait(seconds)
 
 
 def _fingerprint(settings: Settings) -> str:
@@ -75,15 +113,9 @@ def _fingerprint(settings: Settings) -> str:
     return hashlib.sha256(json.dumps(data, sort_keys=True).encode()).hexdigest()
 
 
-@st.cache_resource(
-    show_spinner="Getting ready: loading the article and its search index (only the first "
-    "visit takes a moment)…",
-    max_entries=4,
-)
-def _shared_assistant(fingerprint: str, _settings: Settings) -> Any:
-    from assistant.assistant import Assistant
-
-    return Assistant.from_settings(_settings)
+@st.cache_resource(show_spinner=False, max_entries=4)
+def _loader(fingerprint: str, _settings: Settings) -> Loader:
+    return Loader(_settings)
 
 
 def _log_failure(what: str, exc: BaseException) -> None:
@@ -95,13 +127,16 @@ def _log_failure(what: str, exc: BaseException) -> None:
     log.error("%s failed: %s\n%s", what, type(exc).__name__, frames)
 
 
-def load_assistant(settings: Settings) -> Any | None:
-    """Return the shared Assistant, or None (with a friendly note) if it can't start."""
-    try:
-        return _shared_assistant(_fingerprint(settings), settings)
-    except Exception as exc:  # noqa: BLE001 - the page must never show a traceback
-        _log_failure("starting the assistant", exc)
-        return None
+def wait_until_ready(loader: Loader, slot: Any) -> None:
+    """Wait for the Assistant with a visible note, yielding to Streamlit as it waits."""
+    started = time.monotonic()
+    while not loader.wait(0.1):
+        # Each update is a point where Streamlit can stop this run for a newer one, so a
+        # message sent now is queued at once instead of merged with a later one.
+        seconds = int(time.monotonic() - started)
+        slot.html(status_html(f"Getting ready… ({seconds} s) Your messages will be answered "
+                              "in order."))
+    slot.empty()
 
 
 # --- session state -------------------------------------------------------------------------
@@ -109,25 +144,34 @@ def load_assistant(settings: Settings) -> Any | None:
 
 def _state() -> Any:
     ss = st.session_state
-    ss.setdefault("messages", [])  # {"id", "role", "content", "route"?, "reply"?, "error"?}
+    ss.setdefault("messages", [])  # {"id", "role", "content", "locale"?, "reply"?, "error"?}
+    ss.setdefault("pending", [])  # {"id", "text"}: sent, not answered yet, oldest first
     ss.setdefault("banners", [])  # safety routes whose help banner stays for the session
     return ss
 
 
+def queue_message() -> None:
+    """Queue what was just sent, so a message sent while another is answered is kept."""
+    ss = _state()
+    text = ss.get("prompt")
+    if isinstance(text, str) and text.strip():
+        ss.pending.append({"id": uuid.uuid4().hex, "text": text})
+
+
 def clear_conversation() -> None:
-    """Forget the conversation, its banners and its feedback widgets."""
+    """Forget the conversation, its queue, its banners and its feedback widgets."""
     ss = st.session_state
     ss["messages"] = []
+    ss["pending"] = []
     ss["banners"] = []
     for key in [k for k in ss if isinstance(k, str) and k.startswith("fb-")]:
         del ss[key]
 
 
-def quick_exit() -> None:
-    """Clear everything, then let the next run send the browser to a neutral site."""
+def forget() -> None:
+    """Quick exit's message to the server (best effort; the page has already left)."""
     clear_conversation()
     st.session_state["prompt"] = None
-    st.session_state["leaving"] = True
 
 
 def fill_prompt(text: str) -> None:
@@ -144,76 +188,116 @@ def _history(messages: Iterable[dict]) -> list[dict]:
     ]
 
 
-def _reply_dict(reply: Any) -> dict:
-    """Keep what the page redraws from a Reply (in memory, for this session only)."""
-    return {
-        "text": reply.text,
-        "route": reply.route,
-        "mode": reply.mode,
-        "citations": [
-            {"section_id": c.section_id, "section_title": c.section_title, "quote": c.quote}
-            for c in reply.citations
-        ],
-        "resources": list(reply.resources),
-        "notice": reply.notice,
-        "verification": reply.verification,
-        "sticky_route": reply.sticky_route,
-    }
+# --- the app's own markup (escaped; links are tel:, sms: and https: only) ------------------
+
+
+def _e(text: str) -> str:
+    return html.escape(text, quote=True)
+
+
+def _links(res: Resource) -> str:
+    parts = []
+    for ch in channels(res):
+        external = ' target="_blank" rel="noopener noreferrer"' if ch.href.startswith("http") else ""
+        parts.append(f'<a href="{_e(ch.href)}"{external}>{_e(ch.label)}</a>')
+    return f'<span class="rc-links">{"".join(parts) or _e(res.contact)}</span>'
+
+
+def resource_item(res: Resource) -> str:
+    """One contact: its name, then a link for each way to reach it."""
+    hours = f" ({_e(res.hours)})" if res.hours else ""
+    return f"<li><strong>{_e(res.name)}</strong>{hours}: {_links(res)}</li>"
+
+
+def banner_html(route: str, contacts: Iterable[Resource]) -> str:
+    """The banner at the top of a crisis or abuse reply (not a live alert: announced once)."""
+    items = "".join(resource_item(r) for r in contacts)
+    return (
+        f'<section class="rc-banner rc-banner-{route}" aria-label="Help lines">'
+        f"<p><strong>{_e(BANNER_TITLE[route])}</strong></p><ul>{items}</ul></section>"
+    )
+
+
+def sticky_html(route: str, locale: str) -> str:
+    """A compact help line kept at the top of the page once a safety reply was shown."""
+    links = "".join(_links(r) for r in help_contacts(locale, route))
+    return (
+        f'<div class="rc-banner rc-banner-{route} rc-sticky">'
+        f"<strong>{_e(STICKY_LEAD[route])}:</strong> {links}</div>"
+    )
+
+
+def help_now_html(locale: str) -> str:
+    """The crisis line, one tap from the main view on every screen."""
+    first = help_contacts(locale, "crisis")[:1]
+    line = f"<strong>{_e(first[0].name)}</strong>: {_links(first[0])}" if first else ""
+    return f'<div class="rc-help"><p>Need help now? {line}</p></div>'
+
+
+def help_lines_html(locale: str) -> str:
+    """Every line for the chosen country, grouped by what it is for."""
+    res = resources_for(locale)
+    groups = (
+        ("If you're thinking about suicide or are in crisis", [*res.crisis, *res.crisis_text]),
+        ("If your partner hurts, threatens or controls you", res.abuse),
+        ("If you are in danger now", res.emergency),
+    )
+    body = "".join(
+        f"<p><strong>{_e(title)}</strong></p><ul>{''.join(resource_item(r) for r in items)}</ul>"
+        for title, items in groups
+        if items
+    )
+    return f'<div class="rc-help">{body}</div>'
+
+
+def note_html(sentence: str, locale: str) -> str:
+    """A friendly sentence in place of an answer, with the crisis line still in reach."""
+    items = "".join(resource_item(r) for r in help_contacts(locale, "crisis"))
+    return (
+        f'<div class="rc-note"><p>{_e(sentence)}</p>'
+        f"<p>If you need to talk to someone now:</p><ul>{items}</ul></div>"
+    )
+
+
+def status_html(text: str) -> str:
+    """A visible state while the page works ("Getting ready…", "Thinking…")."""
+    return f'<div class="rc-thinking"><span class="rc-dots" aria-hidden="true"></span>{_e(text)}</div>'
+
+
+def done_marker(msg_id: str, *, new: bool) -> str:
+    """A hidden mark the page script announces once, through its polite live region."""
+    quiet = "" if new else ' data-rc-quiet="1"'
+    return f'<span data-rc-done="{_e(msg_id)}"{quiet} hidden></span>'
+
+
+def safe_markdown(text: str) -> str:
+    """A reply as Markdown that can't load anything: image syntax is shown as text."""
+    return text.replace("![", "!\\[")
 
 
 # --- rendering -----------------------------------------------------------------------------
 
 
-def _md(text: str) -> str:
-    """Escape the characters Markdown would treat as formatting in a contact's name."""
-    for ch in "\\`*_[]<>#|":
-        text = text.replace(ch, "\\" + ch)
-    return text
+def _resources(reply: dict) -> list[Resource]:
+    out = []
+    for r in reply.get("resources", []):
+        try:
+            out.append(Resource(**r))
+        except TypeError:
+            continue  # a shape this page doesn't know: the banner falls back to the route
+    return out
 
 
-def resource_line(res: Any) -> str:
-    """One contact as Markdown: its name and a tappable tel:/sms:/https: link."""
-    hours = getattr(res, "hours", "")
-    return f"**{_md(res.name)}**: {_link(res)}" + (f" ({_md(hours)})" if hours else "")
-
-
-def _lines(resources: Iterable[Any]) -> list[str]:
-    return [resource_line(r) for r in resources]
-
-
-def help_contacts(locale: str, route: str) -> list[Any]:
-    """The contacts a banner shows for a route, in the locale chosen in the sidebar."""
-    res = resources_for(locale)
-    if route == "abuse":
-        return [*res.abuse, *res.emergency]
-    return [*res.crisis, *res.crisis_text, *res.emergency]
-
-
-BANNER_TITLE = {
-    "crisis": "You deserve support from a person right now.",
-    "abuse": "You are not to blame, and help is available.",
-}
-
-
-def safety_banner(route: str, contacts: Iterable[Any]) -> None:
-    """The prominent banner at the top of a crisis or abuse reply."""
-    body = "  \n".join(_lines(contacts))
-    icon = ":material/support:" if route == "crisis" else ":material/shield:"
-    st.error(f"**{BANNER_TITLE[route]}**  \n{body}", icon=icon)
-
-
-def _link(res: Any) -> str:
-    contact = _md(res.contact)
-    return f"[{contact}](<{res.href}>)" if getattr(res, "href", None) else contact
-
-
-def sticky_banner(routes: list[str], locale: str) -> None:
-    """A compact help line kept at the top of the page once a safety reply was shown."""
-    for route in routes:
-        contacts = help_contacts(locale, route)
-        lead = "Talk to someone now" if route == "crisis" else "Domestic abuse support"
-        # Links only, to stay short on a phone; the reply and the sidebar carry the names.
-        st.error(f"**{lead}:** " + " · ".join(_link(r) for r in contacts), icon=":material/call:")
+def user_bubble(content: str) -> None:
+    """The person's words as plain text: no Markdown, no HTML, nothing fetched."""
+    with st.chat_message("user", avatar=AVATARS["user"]):
+        st.text(content)
+        if len(content) > MAX_MESSAGE_CHARS:
+            st.html(
+                f'<div class="rc-note">'
+                f"<p>{_e(TOO_LONG.format(n=f'{len(content):,}', max=f'{MAX_MESSAGE_CHARS:,}'))}"
+                "</p></div>"
+            )
 
 
 def sources(citations: list[dict]) -> None:
@@ -221,18 +305,18 @@ def sources(citations: list[dict]) -> None:
     for c in citations:
         with st.expander(f"Source: {c['section_title']}", icon=":material/menu_book:"):
             quote = "\n".join(f"> {line}" for line in c["quote"].splitlines() or [""])
-            st.markdown(quote)
+            st.markdown(safe_markdown(quote))
             st.caption(f"From the article's section “{c['section_title']}” (`{c['section_id']}`).")
 
 
 def reply_footer(msg: dict, settings: Settings) -> None:
     """Notices, sources and the feedback thumbs under an answer."""
     reply = msg["reply"]
-    if reply["notice"]:
+    if reply.get("notice"):
         st.caption(f":material/info: {reply['notice']}")
-    if reply["verification"]:
+    if reply.get("verification"):
         st.caption(f":material/fact_check: {reply['verification']}")
-    sources(reply["citations"])
+    sources(reply.get("citations", []))
     st.feedback(
         "thumbs",
         key=f"fb-{msg['id']}",
@@ -241,28 +325,113 @@ def reply_footer(msg: dict, settings: Settings) -> None:
     )
 
 
-def show_message(msg: dict, settings: Settings) -> None:
+def reply_body(msg: dict, locale: str) -> None:
+    """An answer's banner and text, re-told in the country chosen now."""
+    reply, old = msg["reply"], msg.get("locale", locale)
+    route = reply["route"]
+    if route in BANNER_TITLE:
+        st.html(banner_html(route, banner_contacts(route, _resources(reply), old, locale)))
+    text = relocalize_text(reply["text"], route, old, locale)
+    st.markdown(safe_markdown(reply["text"] if text is None else text))
+    if text is None:
+        st.caption(
+            f"This earlier answer named the lines for {resources_for(old).label}; the lines "
+            f"for {resources_for(locale).label} are at the top of the page."
+        )
+
+
+def show_message(msg: dict, settings: Settings, locale: str) -> None:
     """Redraw one message of the conversation."""
-    with st.chat_message(msg["role"], avatar=AVATARS[msg["role"]]):
-        if msg["role"] == "user":
-            st.markdown(msg["content"])
-        elif msg.get("error"):
-            failure_note(msg["error"], st.session_state.get("locale", settings.locale))
-        else:
-            reply = msg["reply"]
-            if reply["route"] in SAFETY_ROUTES:
-                safety_banner(reply["route"], reply["resources"])
-            st.markdown(reply["text"])
-            reply_footer(msg, settings)
+    if msg["role"] == "user":
+        user_bubble(msg["content"])
+        return
+    with st.chat_message("assistant", avatar=AVATARS["assistant"]):
+        if msg.get("error"):
+            st.html(note_html(msg["error"], locale))
+            return
+        reply_body(msg, locale)
+        reply_footer(msg, settings)
+        st.html(done_marker(msg["id"], new=False))
 
 
-def failure_note(sentence: str, locale: str) -> None:
-    """A friendly sentence in place of an answer, with the crisis line still in reach."""
-    st.warning(sentence, icon=":material/error:")
-    # The message that failed may have been a crisis; help must not depend on the answer.
-    st.caption(
-        "If you need to talk to someone now: " + " · ".join(_lines(help_contacts(locale, "crisis")))
-    )
+def _paragraphs(text: str) -> Iterator[str]:
+    """Split text after each blank line, keeping every character."""
+    yield from (p for p in re.split(r"(?<=\n\n)", text) if p)
+
+
+def stream_into(body: Any, thinking: Any, events: Iterable[Any]) -> Reply:
+    """Show the text as it comes, a paragraph at a time; return the final Reply."""
+    shown = ""
+    for event in events:
+        if isinstance(event, TextDelta) and event.text:
+            for paragraph in _paragraphs(event.text):
+                shown += paragraph
+                body.markdown(safe_markdown(shown))
+            thinking.empty()
+        elif isinstance(event, Final):
+            return event.reply
+    raise RuntimeError("the assistant's stream ended without a reply")
+
+
+def _failed(sentence: str, locale: str) -> dict:
+    st.html(note_html(sentence, locale))
+    return {"id": uuid.uuid4().hex, "role": "assistant", "content": "", "error": sentence}
+
+
+def run_turn(assistant: Assistant, item: dict, settings: Settings, locale: str) -> dict:
+    """Answer one queued message, drawing it as it comes; return the reply's message."""
+    history = _history(st.session_state.messages)
+    with st.chat_message("assistant", avatar=AVATARS["assistant"]):
+        banner, thinking, body = st.empty(), st.empty(), st.empty()
+        thinking.html(status_html("Thinking…"))
+        try:
+            reply = stream_into(body, thinking, assistant.stream(item["text"], history,
+                                                                 locale=locale))
+        except QueryError as exc:
+            body.empty()
+            thinking.empty()
+            return _failed(str(exc), locale)
+        except Exception as exc:  # noqa: BLE001 - a sentence, never a traceback
+            _log_failure("a turn", exc)
+            body.empty()
+            thinking.empty()
+            return _failed(TURN_FAILED, locale)
+        data = reply.to_dict()
+        msg = {"id": uuid.uuid4().hex, "role": "assistant", "content": data["text"],
+               "route": data["route"], "reply": data, "locale": locale}
+        if data["route"] in BANNER_TITLE:
+            banner.html(banner_html(data["route"], reply.resources))
+        # The Reply's text is the final word: verification may have revised the stream.
+        body.markdown(safe_markdown(data["text"]))
+        reply_footer(msg, settings)
+        st.html(done_marker(msg["id"], new=True))
+    return msg
+
+
+def answer_queue(assistant: Assistant, settings: Settings, slots: dict[str, Any]) -> None:
+    """Answer every queued message in order, each under its own bubble."""
+    ss = _state()
+    while ss.pending:
+        item = ss.pending[0]
+        with slots[item["id"]]:
+            msg = run_turn(assistant, item, settings, ss.locale)
+        # No Streamlit call between these two lines: a newer run can't stop this one halfway.
+        ss.messages.extend([{"id": item["id"], "role": "user", "content": item["text"]}, msg])
+        ss.pending.pop(0)
+        for route in (msg.get("route"), msg.get("reply", {}).get("sticky_route")):
+            if route in BANNER_TITLE and route not in ss.banners:
+                ss.banners.append(route)
+
+
+def fail_queue(locale: str, slots: dict[str, Any]) -> None:
+    """The Assistant could not start: every queued message gets the note, none is dropped."""
+    ss = _state()
+    while ss.pending:
+        item = ss.pending[0]
+        with slots[item["id"]], st.chat_message("assistant", avatar=AVATARS["assistant"]):
+            msg = _failed(NOT_READY, locale)
+        ss.messages.extend([{"id": item["id"], "role": "user", "content": item["text"]}, msg])
+        ss.pending.pop(0)
 
 
 def save_feedback(msg_id: str, path: str) -> None:
@@ -277,6 +446,7 @@ def save_feedback(msg_id: str, path: str) -> None:
     try:
         if value is None:
             store.withdraw(msg_id)
+            st.toast("Your rating was withdrawn. Nothing about this answer is kept.")
             return
         sections = tuple(dict.fromkeys(c["section_id"] for c in reply["citations"]))
         store.record(
@@ -295,72 +465,7 @@ def save_feedback(msg_id: str, path: str) -> None:
         st.toast("Sorry, your feedback couldn't be saved.")
 
 
-def _pieces(stream: Iterable[Any], out: dict) -> Iterator[str]:
-    """Pass the text pieces on to the page and keep the final Reply aside."""
-    for event in stream:
-        if isinstance(event, TextDelta):
-            if event.text:
-                yield event.text
-        elif isinstance(event, Final):
-            out["reply"] = event.reply
-
-
-def answer(assistant: Any, prompt: str, settings: Settings) -> None:
-    """Run one turn: stream the answer, then its banner, notices, sources and thumbs."""
-    ss = _state()
-    locale = ss.get("locale", settings.locale)
-    history = _history(ss.messages)
-    ss.messages.append({"id": uuid.uuid4().hex, "role": "user", "content": prompt})
-    show_message(ss.messages[-1], settings)
-
-    msg_id = uuid.uuid4().hex
-    with st.chat_message("assistant", avatar=AVATARS["assistant"]):
-        banner_slot = st.container()
-        body = st.empty()
-        out: dict = {}
-        try:
-            with body.container():
-                streamed = st.write_stream(
-                    _pieces(assistant.stream(prompt, history, locale=locale), out)
-                )
-            if "reply" not in out:
-                raise RuntimeError("the assistant's stream ended without a reply")
-        except QueryError as exc:
-            body.empty()
-            _fail(ss, str(exc), locale)
-            return
-        except Exception as exc:  # noqa: BLE001 - a sentence, never a traceback
-            _log_failure("a turn", exc)
-            body.empty()
-            _fail(ss, TURN_FAILED, locale)
-            return
-
-        reply = out["reply"]
-        if streamed != reply.text:
-            # Verification may have revised what was streamed: show the checked text.
-            body.markdown(reply.text)
-        msg = {
-            "id": msg_id,
-            "role": "assistant",
-            "content": reply.text,
-            "route": reply.route,
-            "reply": _reply_dict(reply),
-        }
-        ss.messages.append(msg)
-        if reply.route in SAFETY_ROUTES:
-            with banner_slot:
-                safety_banner(reply.route, reply.resources)
-        for route in (reply.route, reply.sticky_route):
-            if route in SAFETY_ROUTES and route not in ss.banners:
-                ss.banners.append(route)
-        reply_footer(msg, settings)
-
-
-def _fail(ss: Any, sentence: str, locale: str) -> None:
-    ss.messages.append(
-        {"id": uuid.uuid4().hex, "role": "assistant", "content": "", "error": sentence}
-    )
-    failure_note(sentence, locale)
+# --- the parts of the page -----------------------------------------------------------------
 
 
 def _locale_label(code: str) -> str:
@@ -368,27 +473,29 @@ def _locale_label(code: str) -> str:
     return label[:1].upper() + label[1:]
 
 
-def sidebar(settings: Settings, locales: list[str]) -> None:
-    """ "Need help now?": the chosen locale's lines, the locale selector, and the reset."""
+def page_assets() -> None:
+    """The page's own styles and script (Quick exit, announcements, the long-message note)."""
+    st.html(f"<style>{(HERE / 'page.css').read_text(encoding='utf-8')}</style>")
+    config = {
+        "neutral": NEUTRAL_SITE,
+        "maxChars": MAX_MESSAGE_CHARS,
+        "tooLong": TOO_LONG,
+        "exitHelp": "Leave now for a weather site (Esc). This conversation is cleared.",
+    }
+    script = (HERE / "page.js").read_text(encoding="utf-8")
+    script = script.replace("__CONFIG__", json.dumps(config).replace("</", "<\\/"))
+    with st.container(key="forget"):
+        st.html(f"<script>{script}</script>", unsafe_allow_javascript=True)
+        st.button("Forget this conversation", key="forget_button", on_click=forget)
+
+
+def sidebar(settings: Settings) -> None:
+    """ "Need help now?": every line for the chosen country, the reset, and what is kept."""
     ss = st.session_state
     with st.sidebar:
         st.header("Need help now?", anchor=False)
-        st.selectbox(
-            "Your country or region",
-            options=locales,
-            key="locale",
-            format_func=_locale_label,
-            help="Chooses which helplines are shown and given in answers.",
-        )
-        res = resources_for(ss.locale)
-        groups = (
-            ("If you're thinking about suicide or are in crisis", [*res.crisis, *res.crisis_text]),
-            ("If your partner hurts, threatens or controls you", res.abuse),
-            ("If you are in danger now", res.emergency),
-        )
-        for title, items in groups:
-            if items:
-                st.markdown(f"**{title}**  \n" + "  \n".join(f"- {line}" for line in _lines(items)))
+        st.caption(f"Lines for {_locale_label(ss.locale)} (change the country at the top).")
+        st.html(help_lines_html(ss.locale))
         st.divider()
         st.button(
             "New conversation",
@@ -399,13 +506,13 @@ def sidebar(settings: Settings, locales: list[str]) -> None:
             width="stretch",
         )
         st.caption(
-            "**Quick exit** (top of the page) clears this conversation and opens a weather "
-            "site. Your browser history may still show this visit; a private window leaves "
-            "no history."
+            "**Quick exit** (top of the page, or the Esc key) clears this page and opens a "
+            "weather site. Your browser history may still show this visit; a private window "
+            "leaves no history."
         )
         if settings.llm_enabled:
             st.caption(
-                f":material/cloud: LLM mode ({_md(settings.llm_model)}): answers are written by "
+                f":material/cloud: LLM mode ({settings.llm_model}): answers are written by "
                 "a language model and checked against the article."
             )
         else:
@@ -419,19 +526,26 @@ def sidebar(settings: Settings, locales: list[str]) -> None:
         )
 
 
-def welcome(settings: Settings, locale: str) -> None:
-    """The empty state: what this is and is not, and where help is."""
-    crisis = help_contacts(locale, "crisis")[:1]
-    urgent = (
-        f" If you might be in danger or are thinking about suicide: {resource_line(crisis[0])}."
-        if crisis
-        else ""
-    )
+def help_row(locales: list[str]) -> None:
+    """The crisis line and the country choice, one tap each from the main view."""
+    with st.container(key="help_row"):
+        st.html(help_now_html(st.session_state.locale))
+        st.selectbox(
+            "Country or region for help lines",
+            options=locales,
+            key="locale",
+            format_func=_locale_label,
+            help="Chooses which helplines are shown, here and in earlier answers.",
+        )
+
+
+def welcome() -> None:
+    """The empty state: what this is and is not."""
     st.markdown(
         "Feeling far from your partner? Tell me what's going on. I answer from one article, "
         "*Feeling Disconnected From Your Partner? Six Ways to Reconnect*, and show the "
         "passage each suggestion comes from, so you can check it. I'm an automated "
-        "assistant, not a therapist or a crisis service." + urgent
+        "assistant, not a therapist or a crisis service."
     )
 
 
@@ -450,14 +564,6 @@ def starters() -> None:
         )
 
 
-def leave() -> None:
-    """Send the browser to the neutral site and show nothing else."""
-    target = json.dumps(NEUTRAL_SITE)
-    st.html(f"<script>window.location.replace({target});</script>", unsafe_allow_javascript=True)
-    st.markdown(f"[Continue]({NEUTRAL_SITE})")
-    st.stop()
-
-
 @st.cache_resource(show_spinner=False)
 def favicon() -> Any:
     """Draw the tab icon here: a named icon would be fetched from a font CDN on every visit."""
@@ -466,6 +572,37 @@ def favicon() -> Any:
     img = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
     ImageDraw.Draw(img).ellipse((4, 4, 60, 60), fill="#3f6f78")
     return img
+
+
+def settings_failed(ss: Any) -> None:
+    """The page when the settings can't be read: a sentence and the crisis lines."""
+    st.title("Reconnect", anchor=False)
+    st.html(note_html(NOT_READY, ss.get("locale", "US")))
+
+
+def conversation(settings: Settings, loader: Loader, locale: str) -> None:
+    """The messages so far, the queue, and the answers to it."""
+    ss = _state()
+    for msg in ss.messages:
+        show_message(msg, settings, locale)
+    slots: dict[str, Any] = {}
+    for item in ss.pending:
+        slots[item["id"]] = st.container()
+        with slots[item["id"]]:
+            user_bubble(item["text"])
+    status = st.empty()
+    if not loader.wait(0):
+        wait_until_ready(loader, status)
+        if not ss.pending:
+            st.rerun()  # redraw the input's placeholder and the starters, now ready
+    if loader.assistant is None:
+        status.html(note_html(NOT_READY, locale))
+        fail_queue(locale, slots)
+        _loader.clear()  # try again on the next visit
+        return
+    answer_queue(loader.assistant, settings, slots)
+    if not ss.messages:
+        starters()
 
 
 def main() -> None:
@@ -480,60 +617,35 @@ def main() -> None:
         },
     )
     ss = _state()
-    if ss.pop("leaving", False):
-        leave()
-
+    page_assets()
     try:
         settings = Settings()
     except Exception as exc:  # noqa: BLE001 - e.g. an invalid RECONNECT_* variable
         _log_failure("reading the settings", exc)
-        st.title("Reconnect", anchor=False)
-        st.warning(NOT_READY, icon=":material/error:")
-        st.markdown("  \n".join(_lines(help_contacts(ss.get("locale", "US"), "crisis"))))
+        settings_failed(ss)
         return
-    locales = known_locales()
     ss.setdefault("locale", normalize_locale(settings.locale))
-    st.html(CSS)
-    st.button(
-        "Quick exit",
-        key="quick_exit",
-        type="primary",
-        icon=":material/exit_to_app:",
-        on_click=quick_exit,
-        help="Leave now: clears this conversation and opens a weather site.",
+    loader = _loader(_fingerprint(settings), settings)
+    ready = loader.wait(0)
+    # Drawn first, so a message can be sent (and is queued) from the first paint.
+    st.chat_input(
+        PLACEHOLDER if ready else PLACEHOLDER_LOADING,
+        key="prompt",
+        on_submit=queue_message,
+        submit_mode="disable",
     )
-    sidebar(settings, locales)
-
+    sidebar(settings)
     st.title("Reconnect", anchor=False)
+    help_row(known_locales())
     # The help banner goes here once a safety reply was shown; a direct child of the page,
     # so CSS can keep it in view while the conversation scrolls.
     top = st.container(key="sticky_help")
-    # The chat input is pinned to the bottom wherever it is called; calling it first tells
-    # whether this run answers a message, so the welcome is not left above the first answer.
-    prompt = st.chat_input(
-        "What's going on between you two?",
-        key="prompt",
-        max_chars=settings.max_query_chars,
-    )
-    if not ss.messages and not prompt:
-        welcome(settings, ss.locale)
-
-    assistant = load_assistant(settings)
-    if assistant is None:
-        st.warning(NOT_READY, icon=":material/error:")
-        st.markdown("  \n".join(_lines(help_contacts(ss.locale, "crisis"))))
-        with top:
-            sticky_banner(ss.banners, ss.locale)
-        return
-
-    if not ss.messages and not prompt:
-        starters()
-    for msg in ss.messages:
-        show_message(msg, settings)
-    if prompt:
-        answer(assistant, prompt, settings)
+    if not ss.messages and not ss.pending:
+        welcome()
+    conversation(settings, loader, ss.locale)
     with top:
-        sticky_banner(ss.banners, ss.locale)
+        for route in ss.banners:
+            st.html(sticky_html(route, ss.locale))
 
 
 main()

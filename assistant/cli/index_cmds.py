@@ -26,14 +26,15 @@ def register(sub: argparse._SubParsersAction) -> None:
     p = sub.add_parser(
         "search",
         help="show the passages that best match a question",
-        description="Hybrid search (dense + BM25, fused by reciprocal rank) over the corpus.",
+        description="Search the corpus: dense (embeddings) by default; BM25 alone or both "
+        "fused by reciprocal rank on request.",
     )
     p.add_argument("query", help="what to search for, in your own words")
     p.add_argument("--k", type=int, default=None, metavar="N", help="how many passages (1-20)")
     p.add_argument("--json", action="store_true", help="print a JSON list, best first")
     p.add_argument(
-        "--mode", choices=("hybrid", "dense", "lexical"), default="hybrid",
-        help="retrieval mode (default: hybrid)",
+        "--mode", choices=("dense", "hybrid", "lexical"), default=None,
+        help="retrieval mode (default: dense)",
     )
     p.set_defaults(func=cmd_search)
 

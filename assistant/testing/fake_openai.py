@@ -254,23 +254,26 @@ class _Handler(BaseHTTPRequestHandler):
             self.close_connection = True
             self.wfile.flush()
         elif isinstance(action, Reply):
+            text, finish = _limit(action.text, body)
             if not stream:
                 if action.first_token_delay:
                     time.sleep(action.first_token_delay)
                 seen.first_token = seen.finished = time.perf_counter()
-                self._json(200, _completion(model, action.text))
+                self._json(200, _completion(model, text, finish))
                 return
             self._start_chunked("text/event-stream")
             self._event(_delta(model, {"role": "assistant", "content": ""}))
             if action.first_token_delay:
                 time.sleep(action.first_token_delay)
-            for i, piece in enumerate(_pieces(action.text, action.words_per_piece)):
+            for i, piece in enumerate(_pieces(text, action.words_per_piece)):
                 if i and action.token_delay:
                     time.sleep(action.token_delay)
+                if self.state.closing.is_set():
+                    return
                 self._event(_delta(model, {"content": piece}))
                 if seen.first_token is None:
                     seen.first_token = time.perf_counter()
-            self._event(_delta(model, {}, finish="stop"))
+            self._event(_delta(model, {}, finish=finish))
             if (body.get("stream_options") or {}).get("include_usage"):
                 self._event({**_chunk_base(model), "choices": [], "usage": _usage(action.text)})
             # Stamped before the last bytes go out: the client may be done reading them
@@ -278,6 +281,15 @@ class _Handler(BaseHTTPRequestHandler):
             seen.finished = time.perf_counter()
             self._event("[DONE]")
             self._end_chunked()
+
+
+def _limit(text: str, body: dict) -> tuple[str, str]:
+    """The text cut to the request's token limit (a word for a token), and why it ended."""
+    limit = body.get("max_tokens") or body.get("max_completion_tokens")
+    parts = re.findall(r"\S+\s*", text)
+    if isinstance(limit, int) and len(parts) > limit:
+        return "".join(parts[:limit]).rstrip(), "length"
+    return text, "stop"
 
 
 def _pieces(text: str, words: int) -> list[str]:
@@ -304,13 +316,13 @@ def _delta(model: str, delta: dict, finish: str | None = None) -> dict:
             "choices": [{"index": 0, "delta": delta, "finish_reason": finish, "logprobs": None}]}
 
 
-def _completion(model: str, text: str) -> dict:
+def _completion(model: str, text: str, finish: str = "stop") -> dict:
     return {
         "id": "chatcmpl-fake",
         "object": "chat.completion",
         "created": int(time.time()),
         "model": model,
-        "choices": [{"index": 0, "finish_reason": "stop", "logprobs": None,
+        "choices": [{"index": 0, "finish_reason": finish, "logprobs": None,
                      "message": {"role": "assistant", "content": text}}],
         "usage": _usage(text),
     }

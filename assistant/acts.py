@@ -1,0 +1,282 @@
+"""Replies for what a message is doing when it is not the person's situation.
+
+Greetings, thanks, questions about the assistant or the article, "what else", a
+correction, an answer to the assistant's own question, an objection: each gets written
+words from `data/replies.toml` and, where the article has something to say, its own
+sentences, chosen for the situation and never repeated from an earlier reply.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+
+import numpy as np
+
+from .dialogue import ConversationState, is_other_language, tip_reference
+from .respond import (
+    Composed,
+    Limits,
+    OfflineResponder,
+    Pick,
+    frame,
+    join,
+    section_label,
+    short_title,
+)
+
+# Sections for "what else" when no theme orders them: the everyday tips first.
+DEFAULT_ORDER = ("tip-4", "tip-3", "tip-2", "tip-1", "tip-5", "tip-6")
+_YES = re.compile(r"^(yes|yeah|yep|yup|ya|sure|ok(ay)?|definitely|absolutely|of course|"
+                  r"i think so|i will|i'?ll try|i can|probably|i hope so)\b", re.I)
+_NO = re.compile(r"^(no|nope|nah|not really|not yet|never|i don'?t think so|probably not|"
+                 r"doubt it|i can'?t|too scared|i'?m scared|i'?m afraid)\b", re.I)
+_UNSURE = re.compile(r"^(maybe|perhaps|possibly|i guess|idk|i don'?t know|dunno|not sure|"
+                     r"no idea|i'?m not sure|kind of|sort of|hmm+|i suppose|hard to say|"
+                     r"sometimes|a (little|bit))\b", re.I)
+_THERAPY = re.compile(r"\b(therap\w*|counsel\w*|session|couples? (help|coach))\b", re.I)
+_FIRST = re.compile(r"\b(first|why should i|why me|why do i|always me|the one who|"
+                    r"(his|her|their) (fault|turn|job)|shouldn'?t have to)\b", re.I)
+_REPEAT = re.compile(r"\b(already|again|repeat|same thing)\b", re.I)
+_MEANT = re.compile(r"\b(meant|mean|asked|asking|misunderstood|not what|question)\b", re.I)
+_LANGS = {
+    "es": re.compile(r"\b(el|la|que|mi|esposo|esposa|marido|novio|novia|pero|habla|estoy|"
+                     r"siento|muy|nada|con|por|para)\b", re.I),
+    "fr": re.compile(r"\b(je|il|elle|mon|ma|mari|femme|pas|avec|est|suis|nous|parle)\b", re.I),
+    "de": re.compile(r"\b(ich|er|sie|mein|meine|mann|frau|nicht|und|ist|mit|spricht)\b", re.I),
+    "pt": re.compile(r"\b(eu|ele|ela|meu|minha|marido|não|com|uma|fala|namorado)\b", re.I),
+}
+
+
+class ActResponder:
+    """Written replies for the acts, with the article's words where they help."""
+
+    def __init__(self, offline: OfflineResponder) -> None:
+        self.offline = offline
+        self.bank = offline.bank
+        self.r = offline.replies
+        self.a = offline.replies["acts"]
+        self._handlers: dict[str, Callable[..., Composed]] = {
+            "greeting": self.greeting, "thanks": self._written("thanks"),
+            "goodbye": self._written("goodbye"), "privacy": self._written("privacy"),
+            "about_assistant": self._written("about_assistant"),
+            "article_source": self._written("article_source"), "memory": self.memory,
+            "recap": self.recap, "article_overview": self.overview,
+            "article_tip": self.tip, "more": self.more, "correction": self.correction,
+            "answer": self.answer, "objection": self.objection,
+            "other_language": self.other_language,
+        }
+
+    def handles(self, act: str) -> bool:
+        """True when this act is answered here rather than from retrieved passages."""
+        return act in self._handlers
+
+    def reply(self, act: str, message: str, state: ConversationState, sims: np.ndarray,
+              limits: Limits) -> Composed:
+        """The reply for one act (`sims`: the message's similarity to every sentence)."""
+        composed = self._handlers[act](message, state, sims, limits)
+        return frame(composed, limits)
+
+    # -- written replies
+
+    def _written(self, key: str) -> Callable[..., Composed]:
+        def handler(message: str, state: ConversationState, *_: object) -> Composed:
+            return Composed(state.fresh(self.a[key], message))
+
+        return handler
+
+    def greeting(self, message: str, state: ConversationState, *_: object) -> Composed:
+        key = "greeting_again" if state.turns else "greeting"
+        return Composed(state.fresh(self.a[key], message))
+
+    def memory(self, message: str, state: ConversationState, *_: object) -> Composed:
+        if not state.themes:
+            return Composed(state.fresh(self.a["memory_empty"], message))
+        options = [o.replace("{situation}", state.situation) for o in self.a["memory"]]
+        return Composed(state.fresh(options, message))
+
+    def recap(self, message: str, state: ConversationState, *_: object) -> Composed:
+        """What the person told, in the assistant's words: themes, partner, tips seen."""
+        if not state.themes and not state.situation_texts:
+            return Composed(self.a["recap_empty"].format(**state.words))
+        lines = [f"- {t.summary.format(**state.words)}" for t in state.themes]
+        paras = [self.a["recap"], "\n".join(lines) or self.a["recap_partner"].format(
+            **state.words)]
+        tips = [short_title(self.bank.titles[s]) for s in state.cited if s.startswith("tip-")]
+        if tips:
+            paras.append(self.a["recap_tips"].format(titles="; ".join(tips)))
+        paras.append(self.a["recap_close"])
+        return Composed(join(paras))
+
+    def other_language(self, message: str, *_: object) -> Composed:
+        """Say kindly, in English and where cheap in their language, that it reads English."""
+        paras = [self.a["other_language"]]
+        hits = {lang: len(rx.findall(message)) for lang, rx in _LANGS.items()}
+        lang = max(hits, key=lambda k: hits[k])
+        if is_other_language(message) and hits[lang] >= 2:
+            paras.append(self.a[f"other_language_{lang}"])
+        return Composed(join(paras))
+
+    # -- about the article
+
+    def overview(self, message: str, state: ConversationState, sims: np.ndarray,
+                 limits: Limits) -> Composed:
+        """The six tips, counted down as the article does."""
+        lines = [f"{sid.split('-')[1]}. **{short_title(self.bank.titles[sid])}**"
+                 for sid in self.offline.tips]
+        return Composed(join([self.a["overview_lead"], "\n".join(lines),
+                              self.a["overview_close"]]))
+
+    def tip(self, message: str, state: ConversationState, sims: np.ndarray,
+            limits: Limits) -> Composed:
+        """The tip asked for ('tip 3', 'the first tip', 'the last one'), in its words."""
+        refs = tip_reference(message, state, self.offline.tips) or state.last_cited[:1]
+        refs = [s for s in refs if s in self.bank.sections]
+        if not refs:
+            lines = "\n".join(f"{s.split('-')[1]}. **{short_title(self.bank.titles[s])}**"
+                              for s in self.offline.tips)
+            return Composed(join([self.a["tip_unknown"], lines, self.a["tip_invite"]]))
+        paras: list[str] = []
+        picks: list[Pick] = []
+        for sid in refs[:2]:
+            if not limits.ok(sid):
+                continue
+            pick = self.offline.section_pick(sid, sims, state, n=2, allow_repeat=True)
+            if pick is None:
+                continue
+            title = short_title(pick.title)
+            lead = self.r["tips"]["more"].format(title=title) if sid in state.cited else \
+                state.fresh(self.a["tip_lead"], message).format(title=title,
+                                                                 label=section_label(sid))
+            quotes = "\" … \"".join(pick.quotes())
+            paras += [lead, f"\"{quotes}\" *({section_label(sid)})*"]
+            picks.append(pick)
+        if not picks:
+            return Composed(self.r["sticky"]["abuse_question"])
+        paras += self._therapy_extra(picks[0], state, limits)
+        paras.append(self.offline.closer(picks[0], state, message))
+        return Composed(join(paras), self.offline.citations(picks), focus=tuple(refs))
+
+    def _therapy_extra(self, first: Pick, state: ConversationState, limits: Limits
+                       ) -> list[str]:
+        """The directory (once per conversation) or a pointer, after tip 6's words."""
+        if first.section_id != self.offline.therapy_section or not limits.therapy_note:
+            return []
+        if state.directory_shown:
+            return [self.r["therapy"]["pointer"]]
+        return [limits.therapy_note.strip()]
+
+    # -- moving the conversation on
+
+    def _fresh_picks(self, state: ConversationState, sims: np.ndarray, limits: Limits,
+                     n: int, prefer: tuple[str, ...] = ()) -> list[Pick]:
+        """Up to `n` sections not quoted yet, the situation's first; else unquoted lines."""
+        themed = [s for t in reversed(state.themes) for s in t.sections]
+        order = list(dict.fromkeys([*prefer, *themed, *DEFAULT_ORDER]))
+        order = [s for s in order if limits.ok(s) and s in self.bank.sections]
+        picks: list[Pick] = []
+        for group in ([s for s in order if s not in state.cited], order):
+            for sid in group:
+                if len(picks) >= n or any(p.section_id == sid for p in picks):
+                    continue
+                pick = self.offline.section_pick(sid, sims, state)
+                if pick is not None:
+                    picks.append(pick)
+        return picks
+
+    def _with_tips(self, head: list[str], picks: list[Pick], state: ConversationState,
+                   message: str, limits: Limits, close: str = "") -> Composed:
+        paras = [*head, *(self.offline.tip_line(p) for p in picks)]
+        if picks:
+            paras += self._therapy_extra(picks[0], state, limits)
+        paras.append(close or self.offline.closer(picks[0] if picks else None, state, message))
+        return Composed(join(paras), self.offline.citations(picks))
+
+    def more(self, message: str, state: ConversationState, sims: np.ndarray,
+             limits: Limits) -> Composed:
+        """'What else': something the conversation hasn't had yet."""
+        picks = self._fresh_picks(state, sims, limits, 2)
+        if not picks:
+            return Composed(self.a["more_done"])
+        return self._with_tips([state.fresh(self.a["more_lead"], message)], picks, state,
+                               message, limits)
+
+    def correction(self, message: str, state: ConversationState, sims: np.ndarray,
+                   limits: Limits) -> Composed:
+        """A misunderstanding asks them to say more; a repeat or a miss gets something new."""
+        if _MEANT.search(message) and not _REPEAT.search(message):
+            offer = self.a["correction_offer"].format(sections=self.offline.offer(limits))
+            return Composed(join([state.fresh(self.a["correction_meant"], message), offer]))
+        key = "correction_repeat" if _REPEAT.search(message) else "correction_unhelpful"
+        picks = self._fresh_picks(state, sims, limits, 1)
+        if not picks:
+            return Composed(self.a["more_done"])
+        return self._with_tips([state.fresh(self.a[key], message)], picks, state, message,
+                               limits)
+
+    def answer(self, message: str, state: ConversationState, sims: np.ndarray,
+               limits: Limits) -> Composed:
+        """An answer to the assistant's own question: encourage, or offer a smaller step."""
+        text = message.strip()
+        if _NO.match(text) or _UNSURE.match(text):
+            key = "answer_no" if _NO.match(text) else "answer_unsure"
+            picks = self._fresh_picks(state, sims, limits, 1, prefer=("tip-2", "tip-1"))
+            head = [state.fresh(self.a[key], message)]
+            if picks:
+                head.append(self.a["answer_follow"])
+            return self._with_tips(head, picks, state, message, limits,
+                                   state.fresh(self.a["answer_close_no"], message))
+        key = "answer_yes" if _YES.match(text) else "answer_idea"
+        return Composed(join([state.fresh(self.a[key], message),
+                              state.fresh(self.a["answer_close_yes"], message)]))
+
+    def objection(self, message: str, state: ConversationState, sims: np.ndarray,
+                  limits: Limits) -> Composed:
+        """Therapy refused: the article's case, and what one can do alone (tips 1 and 5)."""
+        if _THERAPY.search(message):
+            return self._therapy_refused(message, state, sims, limits)
+        first = bool(_FIRST.search(message))
+        key, prefer = ("objection_first", ("tip-1",)) if first else \
+            ("objection_talk", ("tip-4", "tip-1"))
+        picks = [p for p in (self.offline.section_pick(s, sims, state) for s in prefer
+                             if limits.ok(s)) if p is not None]
+        if not picks:
+            picks = self._fresh_picks(state, sims, limits, 1)
+        return self._with_tips([state.fresh(self.a[key], message)], picks, state, message,
+                               limits, state.fresh(self.a["objection_close"], message))
+
+    def _therapy_refused(self, message: str, state: ConversationState, sims: np.ndarray,
+                         limits: Limits) -> Composed:
+        paras = [state.fresh(self.a["objection_therapy"], message)]
+        picks: list[Pick] = []
+        case = self._case_for_therapy(state, limits)
+        if case is not None:
+            paras += [self.a["objection_therapy_case"], self.offline.tip_line(case)]
+            picks.append(case)
+        alone = [p for p in (self.offline.section_pick(s, sims, state, allow_repeat=True)
+                             for s in ("tip-1", "tip-5") if limits.ok(s)) if p is not None]
+        if alone:
+            paras.append(self.a["objection_alone"])
+            paras += [self.offline.tip_line(p) for p in alone]
+        if state.directory_shown:
+            paras.append(self.r["therapy"]["pointer"])
+        paras.append(state.fresh(self.a["objection_close"], message))
+        return Composed(join(paras), self.offline.citations([*picks, *alone]))
+
+    def _case_for_therapy(self, state: ConversationState, limits: Limits) -> Pick | None:
+        """'It's not merely for crisis couples… relationship upkeep' (tip 6), once."""
+        sid = self.offline.therapy_section
+        if not sid or not limits.ok(sid):
+            return None
+        idx = self.bank.in_section(sid)
+        start = next((i for i in idx if self.bank.sentences[i].text.startswith("It’s not "
+                                                                              "merely")), None)
+        if start is None or start + 1 not in idx:
+            return None
+        quote = self.bank.span(start, start + 1)
+        if state.used(quote):
+            return None
+        return Pick(sid, self.bank.titles[sid], quote, 1.0, start)
+
+
+__all__ = ["ActResponder"]

@@ -1,0 +1,543 @@
+"""Understand a turn: what the message is doing (its act) and what the conversation holds.
+
+Acts come from patterns for the obvious ("tip 3", "thanks", "is this saved") and, failing
+those, from the nearest labelled examples (`data/acts.jsonl`) on the turn's one query
+embedding. The conversation state is rebuilt from the history on every turn, so no
+process keeps anything between turns: the partner's word and pronoun, the situation
+themes the person gave (`data/themes.toml`), and what earlier replies already said.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import tomllib
+import unicodedata
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import cache
+from importlib import resources
+from typing import Protocol
+
+import numpy as np
+
+ACTS = (
+    "greeting", "thanks", "goodbye", "about_assistant", "privacy", "memory", "recap",
+    "article_overview", "article_tip", "article_topic", "article_source", "more",
+    "correction", "answer", "objection", "other_language", "situation", "off_topic", "safety",
+)
+# Acts answered from written replies in both modes: nothing to retrieve, nothing to verify.
+WRITTEN_ACTS = frozenset(
+    {"greeting", "thanks", "goodbye", "memory", "privacy", "about_assistant",
+     "article_source", "other_language", "recap"}
+)
+# Acts a triage "off_topic" verdict does not override: only these are truly elsewhere.
+_KNN_K = 5
+KNN_MIN = 0.62  # nearest example at least this similar, else the message is a situation
+KNN_MARGIN = 0.04  # the winning act's best example beats the best situation example by this
+SHORT = 8  # words: greetings, thanks, answers and "more" are short
+
+
+class Embeds(Protocol):
+    """What the act detector needs from the embedding model."""
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+# ---------------------------------------------------------------- data
+
+
+def _data_text(name: str) -> str:
+    return resources.files("assistant").joinpath(f"data/{name}").read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True)
+class Theme:
+    """A situation from real life, and what the article offers for it."""
+
+    name: str
+    pattern: re.Pattern[str]
+    summary: str
+    acknowledge: tuple[str, ...]
+    sections: tuple[str, ...]
+    quotes: tuple[str, ...]
+    avoid: tuple[str, ...] = ()
+    coverage: str = ""
+    covered: bool = True
+
+
+@cache
+def load_themes() -> tuple[Theme, ...]:
+    """Read the situation themes, in the order they are tried."""
+    raw = tomllib.loads(_data_text("themes.toml"))
+    return tuple(
+        Theme(
+            name=t["name"],
+            pattern=re.compile(t["pattern"], re.IGNORECASE),
+            summary=t["summary"],
+            acknowledge=tuple(t["acknowledge"]),
+            sections=tuple(t["sections"]),
+            quotes=tuple(t.get("quotes", ())),
+            avoid=tuple(t.get("avoid", ())),
+            coverage=t.get("coverage", ""),
+            covered=bool(t.get("covered", True)),
+        )
+        for t in raw["themes"]
+    )
+
+
+@cache
+def load_act_examples() -> tuple[tuple[str, str], ...]:
+    """The labelled example messages for nearest-neighbour act detection: (act, text)."""
+    rows = [json.loads(line) for line in _data_text("acts.jsonl").splitlines() if line.strip()]
+    return tuple((r["act"], r["text"]) for r in rows)
+
+
+def themes_in(text: str) -> list[Theme]:
+    """The themes a message speaks of, in the data file's order."""
+    return [t for t in load_themes() if t.pattern.search(text)]
+
+
+# ---------------------------------------------------------------- the partner
+
+_HE = re.compile(r"\b(husband|hubby|boyfriend|bf|fianc[eé]|he|him|his|he'?s|himself)\b", re.I)
+_SHE = re.compile(r"\b(wife|girlfriend|gf|fianc[eé]e|she|her|hers|she'?s|herself)\b", re.I)
+_PARTNER_WORD = re.compile(
+    r"\bmy (husband|wife|boyfriend|girlfriend|partner|spouse|fianc[eé]e?|hubby|bf|gf|"
+    r"other half|so)\b", re.I)
+_WORD_PRONOUN = {"husband": "he", "hubby": "he", "boyfriend": "he", "bf": "he",
+                 "fiance": "he", "fiancé": "he", "wife": "she", "girlfriend": "she",
+                 "gf": "she", "fiancee": "she", "fiancée": "she"}
+_CANONICAL = {"hubby": "husband", "bf": "boyfriend", "gf": "girlfriend", "so": "partner",
+              "other half": "partner", "fiance": "fiancé", "fiancee": "fiancée"}
+PRONOUNS = {
+    "he": {"they": "he", "them": "him", "their": "his"},
+    "she": {"they": "she", "them": "her", "their": "her"},
+    "they": {"they": "they", "them": "them", "their": "their"},
+}
+
+
+def partner_of(texts: Sequence[str]) -> tuple[str, str]:
+    """The partner's word ('husband', 'partner') and pronoun ('he', 'she', 'they')."""
+    word, pronoun = "partner", None
+    for text in texts:
+        m = _PARTNER_WORD.search(text)
+        if m:
+            found = m.group(1).lower()
+            word = _CANONICAL.get(found, found)
+            pronoun = _WORD_PRONOUN.get(found, pronoun)
+            break
+    if pronoun is None:
+        joined = " ".join(texts)
+        he, she = len(_HE.findall(joined)), len(_SHE.findall(joined))
+        pronoun = "he" if he > she else "she" if she > he else "they"
+    return word, pronoun
+
+
+# ---------------------------------------------------------------- the state
+
+_QUOTED = re.compile(r"\"([^\"]{8,}?)\" \*\(")
+_THERAPY_NOTE_MARK = "Finding a couples therapist"
+
+
+@dataclass
+class ConversationState:
+    """What the conversation holds, rebuilt from the history at every turn."""
+
+    partner: str = "partner"
+    pronoun: str = "they"
+    themes: list[Theme] = field(default_factory=list)  # earlier turns first
+    current_themes: list[Theme] = field(default_factory=list)  # this message's
+    earlier_replies: str = ""  # every earlier reply, to avoid repeating any of it
+    cited: list[str] = field(default_factory=list)  # sections cited so far, in order
+    last_cited: list[str] = field(default_factory=list)  # the last reply's sections
+    last_reply: str = ""
+    last_question: str = ""  # the question the last reply ended on, if any
+    directory_shown: bool = False
+    situation_texts: list[str] = field(default_factory=list)  # the person's situation turns
+    turns: int = 0  # earlier user turns
+
+    @property
+    def words(self) -> dict[str, str]:
+        """Placeholders for written replies: {partner}, {they}, {them}, {their}."""
+        return {"partner": f"your {self.partner}", **PRONOUNS[self.pronoun]}
+
+    @property
+    def situation(self) -> str:
+        """A one-line summary of the situation, in the assistant's words (for recaps, LLM)."""
+        if not self.themes:
+            return ""
+        parts = [t.summary.format(**self.words) for t in self.themes]
+        return "; ".join(parts)
+
+    def used(self, text: str) -> bool:
+        """True when an earlier reply already said this."""
+        return bool(text) and text.strip() in self.earlier_replies
+
+    def fresh(self, options: Sequence[str], key: str) -> str:
+        """An option no earlier reply used, chosen stably by `key` (any, if all were)."""
+        from .respond import stable_pick
+
+        filled = [o.format(**self.words) for o in options]
+        unused = [o for o in filled if not self.used(o)]
+        return stable_pick(unused or filled, key)
+
+
+def build_state(message: str, history: Sequence[dict], label_to_section: dict[str, str]
+                ) -> ConversationState:
+    """Rebuild the conversation's state from its history and the new message."""
+    from .respond import cited_sections
+
+    users = [h["content"] for h in history if h.get("role") == "user"]
+    replies = [h["content"] for h in history if h.get("role") == "assistant"]
+    safe_users = [h["content"] for h in history if h.get("role") == "user"
+                  and h.get("route") not in ("crisis", "abuse")]
+    word, pronoun = partner_of([*users, message])
+    themes: list[Theme] = []
+    for text in safe_users:
+        themes += [t for t in themes_in(text) if t not in themes]
+    current = themes_in(message)
+    themes += [t for t in current if t not in themes]
+    cited: list[str] = []
+    for r in replies:
+        cited += [s for s in cited_sections(r, label_to_section) if s not in cited]
+    last = replies[-1] if replies else ""
+    return ConversationState(
+        partner=word, pronoun=pronoun, themes=themes, current_themes=current,
+        earlier_replies="\n\n".join(replies), cited=cited,
+        last_cited=cited_sections(last, label_to_section), last_reply=last,
+        last_question=_last_question(last),
+        directory_shown=any(_THERAPY_NOTE_MARK in r for r in replies),
+        situation_texts=[u for u in safe_users if themes_in(u) or len(u.split()) > SHORT],
+        turns=len(users),
+    )
+
+
+def _last_question(reply: str) -> str:
+    """The question a reply ended on (before any safety line appended after it)."""
+    paras = [p.strip() for p in reply.split("\n\n") if p.strip()]
+    for p in reversed(paras[-2:]):
+        if p.endswith("?"):
+            return p
+    return ""
+
+
+# ---------------------------------------------------------------- acts
+
+_ENGLISH = frozenset(
+    """the a an and or but i you he she we they my your his her our me him is are was
+    were be been do does did not no yes to of in on for with at it this that what how why
+    when can could would should will just so very feel like about from have has had don't
+    im i'm its it's husband wife partner boyfriend girlfriend""".split()
+)
+_FOREIGN = frozenset(
+    """el la los las que de del mi mis es y por para con una uno pero muy esta está
+    estoy tengo habla hablar esposo esposa novio novia marido mujer siento sé nada
+    je tu il elle nous vous et est les des une pas mon ma mes avec pour dans suis mari
+    femme copain copine parle plus ne ich du er sie wir und ist nicht mein meine mit
+    für der die das ein eine mann frau freund freundin spricht mehr eu você ele ela
+    não meu minha com uma mais fala marido namorado namorada io lui lei non il mio mia
+    con per che sono marito moglie parla più ik jij hij zij niet mijn met een vriend""".split()
+)
+_WORD = re.compile(r"[^\W\d_]+(?:['’][^\W\d_]+)?")
+
+
+def is_other_language(text: str) -> bool:
+    """True when most letters are not Latin, or another language's words outnumber English."""
+    letters = [c for c in text if c.isalpha()]
+    if len(letters) < 2:
+        return False
+    latin = sum("LATIN" in unicodedata.name(c, "") for c in letters)
+    if latin < len(letters) / 2:
+        return True
+    words = [w.lower().replace("’", "'") for w in _WORD.findall(text)]
+    english = sum(w in _ENGLISH for w in words)
+    other = sum(w in _FOREIGN for w in words)
+    return other >= 2 and other > 2 * english
+
+
+def _rx(*parts: str) -> re.Pattern[str]:
+    return re.compile("|".join(parts), re.IGNORECASE)
+
+
+_NUM_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6}
+_ORDINAL_WORDS = {"first": 1, "1st": 1, "second": 2, "2nd": 2, "third": 3, "3rd": 3,
+                  "fourth": 4, "4th": 4, "fifth": 5, "5th": 5, "sixth": 6, "6th": 6,
+                  "last": -1, "final": -1}
+_TIP_NUMBER = re.compile(
+    r"\b(?:tip|point|step|way|number|no\.?)\s*#?\s*(\d{1,2}|one|two|three|four|five|six)\b"
+    r"|#\s*(\d)\b", re.I)
+_TIP_ORDINAL = re.compile(
+    r"\b(?:the\s+)?(first|1st|second|2nd|third|3rd|fourth|4th|fifth|5th|sixth|6th|last|final)"
+    r"\s+(tip|one|point|step|way|idea|suggestion)\b", re.I)
+
+# Patterns for the obvious, tried in order; the first that matches decides.
+_PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
+    ("recap", _rx(r"\b(sum(?:marise|marize)?|recap)\b.{0,20}\b(what|everything)\s+(i|i've)\s+"
+                  r"(told|said|shared|wrote|described)",
+                  r"\bwhat (have|did) i (told|tell|say|said|share|shared) (you|so far)",
+                  r"\b(recap|summary) of (my|what i|our convo|our conversation|this conversation)",
+                  r"\bcan you (recap|summari[sz]e) (my|our|this|the conversation)",
+                  r"\b(recap|sum (it|that|this) up) (please|for me)\b.{0,20}(i|my)\b",
+                  r"^recap( please)?[.!?]*$")),
+    ("article_source", _rx(r"\bwho (wrote|writes|authored|is the author|made|published)\b"
+                           r"(?!.{0,15}\byou\b)",
+                           r"\b(author|writer)s?\b(?!.{0,20}\bhim\b)",
+                           r"\bwhere (is|does|did) (this|it|the article|that|the advice|"
+                           r"your info\w*|the info\w*) (come|from|taken)",
+                           r"\b(what|which) (is|are) (the|your|its) sources?\b",
+                           r"\bsources?\b.{0,20}\b(article|advice|this|tips)\b",
+                           r"\b(article|advice|tips)\b.{0,20}\bsources?\b",
+                           r"\bwho is (joe ricciardi|lisa firestone|anchor light|family fire)",
+                           r"\b(based on|backed by) (research|science|evidence)",
+                           r"\bwhat article\b", r"\bwhere('s| is) (this|it) from\b",
+                           r"\b(is|was) (this|it|the article) (written|by)\b")),
+    ("article_overview", _rx(r"\b(list|summar\w+|sum up|outline|overview|tl;?dr|recap|"
+                             r"go over|run (me )?through|give me)\b.{0,25}\b(the )?(article|"
+                             r"tips|tip list|six|6|all of them|points|steps|ways)\b",
+                             r"\bwhat (are|r) (the|all the|its|the article'?s) (six |6 )?"
+                             r"(tips|ways|steps|points|main points)",
+                             r"\b(all|the) (six|6) (tips|ways|steps)\b",
+                             r"\bwhat('s| is| does) (in )?(the|this) article\b(?!.{0,30}\babout\b)"
+                             r"(?!.{0,40}\b(author|wrote|source)\b)",
+                             r"\bwhat does (the|this) article say\??$",
+                             r"\bwhat (are|were) the tips\b", r"^(the )?tips\??$",
+                             r"\bmain (points|ideas|tips)\b", r"\bhow many tips\b",
+                             r"\bshow me (the|all the) tips\b", r"\bwhat tips\b.{0,20}\bhave\b")),
+    ("article_topic", _rx(r"\bwhat (does|did) (it|the article|the piece|this article|the text) "
+                          r"(say|said|suggest|recommend|mention)\b.{0,10}\b(about|on|for|"
+                          r"regarding|re)\b",
+                          r"\b(does|did) (it|the article|the piece|this article) (say|mention|"
+                          r"talk about|cover|address|discuss|deal with|have anything|suggest)",
+                          r"\banything (in (the|this) article )?(about|on) \w+",
+                          r"\bis there (anything|something|a tip) (in the article )?"
+                          r"(about|on|for)\b",
+                          r"\bwhat('s| is) (the article'?s?|its) (take|advice|view) on\b",
+                          r"\bwhich tip (is |talks |covers |says )?(about|for|on)\b",
+                          r"\bwhat (does|did) (it|the article) say (about|on)\b")),
+    ("privacy", _rx(r"\b(is|are|will|does) (this|it|my messages?|our (chat|conversation)|"
+                    r"what i (say|type|write)|anything i (say|type)|the chat|this chat|"
+                    r"this conversation|my data)\b.{0,20}\b(saved|stored|recorded|logged|kept|"
+                    r"private|confidential|anonymous|secure|shared|sold|read|seen)",
+                    r"\b(do|will|can) (you|anyone|someone|others|my (husband|wife|partner))\b"
+                    r".{0,20}\b(save|store|record|log|keep|see|read|access)\b.{0,20}"
+                    r"\b(this|messages?|chats?|conversations?|what i|data)",
+                    r"\bwho can (see|read)\b", r"\bprivacy\b", r"\b(my )?data\b.{0,15}"
+                    r"\b(saved|stored|used|kept)", r"\bconfidential\b",
+                    r"\bclear (my|the) history\b")),
+    ("memory", _rx(r"\b(do|will|can|did) you (still )?(remember|recall|forget|keep track)",
+                   r"\bremember (me|what i|our|last time|anything)", r"\bnext time\b.{0,20}"
+                   r"\b(remember|know)", r"\bdo you have (a )?memory", r"\blast (time|session|"
+                   r"conversation) (we|i)\b", r"\bwill you forget\b")),
+    ("about_assistant", _rx(r"\bare (you|u) (a |an )?(real|human|person|bot|robot|ai|machine|"
+                            r"therapist|counsell?or|chatgpt|computer|doctor|psychologist|"
+                            r"professional|qualified|licensed|program|actual)",
+                            r"\b(who|what) (are|r) (you|u)\b", r"\bwhat (can|do) (you|u) do\b",
+                            r"\bhow (do|does) (you|this|this thing) work\b",
+                            r"\bis this (a )?(bot|ai|real person|human|therapist)",
+                            r"\bam i (talking|chatting|speaking) (to|with)\b",
+                            r"\bwho (made|built|created|programmed) you\b",
+                            r"\bwhat (is|'s) this (app|site|thing|tool|chat)\b",
+                            r"\bwhat (are you|is this) for\b", r"\bhow can you help\b",
+                            r"\bcan you (actually )?help( me)?\??$",
+                            r"\bare you (qualified|trained|any good)\b",
+                            r"\bwhat('s| is) your name\b")),
+)
+_TIP_OR_ORDINAL = (_TIP_NUMBER, _TIP_ORDINAL)
+_GREETING = re.compile(
+    r"^(hi+|hello+|hey+|hiya|heya|howdy|yo|hallo|good (morning|afternoon|evening|day)|"
+    r"greetings|hi there|hey there|morning|evening|sup|what'?s up|how are you|how r u)\b", re.I)
+_THANKS = re.compile(
+    r"\b(thanks?|thank (you|u)|thx|thnx|ty|tysm|cheers|ta|appreciate (it|that|you|this)|"
+    r"much appreciated|that('s| is| was) (really |very |so )?(helpful|useful|lovely|kind|"
+    r"good|great|nice)|(very|really|so) helpful|this helps|that helps|helped a lot|"
+    r"you('ve| have) been (a )?(great|helpful|kind))\b", re.I)
+_GOODBYE = re.compile(
+    r"\b(bye+|goodbye|good ?night|see (you|ya)|gotta go|got to go|have to go|need to go|"
+    r"i'?ll go now|i'?m off|talk (to you )?later|ttyl|that'?s all( for now)?|take care|"
+    r"i'?m done for (now|today)|signing off|logging off|later)\b", re.I)
+_MORE = re.compile(
+    r"^(what else|anything else|more|go on|keep going|continue|next|and\??|ok(ay)? and\??|"
+    r"tell me more|say more|more please|other (ideas|tips|suggestions)|another (one|tip|idea)|"
+    r"what other|something else|any (other|more) (ideas|tips|suggestions|advice)|"
+    r"what more|give me (more|another)|more (ideas|tips|advice|suggestions)|and then|what next)",
+    re.I)
+_CORRECTION = re.compile(
+    r"\b(not what i (meant|mean|asked|said|was asking)|that'?s not what|you (already )?said "
+    r"(that|this)( already| before)?|you('ve| have)? already (said|told|mentioned|suggested)|"
+    r"already (said|told me|mentioned)|you'?re repeating|repeat(ing)? yourself|same thing "
+    r"(again|as before)|(that|this|it) (doesn'?t|does not|didn'?t|did not|won'?t|isn'?t|"
+    r"is not) (help|work|answer|apply|fit|make sense|relevant)|not (helpful|relevant|useful)|"
+    r"you('re| are) not (listening|getting it|understanding)|you misunderstood|"
+    r"misunderstood|that'?s (wrong|not right|not it|not the point|irrelevant|useless)|"
+    r"i (already )?(tried|did|do) that( already)?|we('ve| have)? (already )?tried that|"
+    r"didn'?t answer|not answering|doesn'?t answer|no,? i meant|i meant\b|useless|"
+    r"that'?s not (what i|my) (question|problem))", re.I)
+_OBJECTION = re.compile(
+    r"\b((he|she|they|partner|husband|wife|boyfriend|girlfriend|bf|gf)\s+"
+    r"(won'?t|wont|will not|refuses?( to)?|doesn'?t want( to)?|does not want( to)?|"
+    r"isn'?t willing( to)?|never wants( to)?|would never|don'?t want( to)?|says? no to|"
+    r"hates?( the idea of)?|laughs? at|thinks?|says?)\s+.{0,25}\b(go|talk|therapy|"
+    r"counsell?ing|counsell?or|therapist|open up|listen|discuss|try|couples|change|"
+    r"help|engage|talking)\b|why should i (go first|be the one|make the first|always|have to|"
+    r"do all)|why (is it|am i) always (me|the one)|why do i have to|why me\b|"
+    r"i shouldn'?t have to|it'?s (his|her|their) (fault|turn|job)|"
+    r"(he|she|they)'?s? the one who (should|needs)|can'?t afford (therapy|counsel)|"
+    r"therapy (is|costs) (too )?(expensive|much)|not (going|willing) to (go to )?therapy|"
+    r"refuses? (therapy|counsel\w*|to talk|to go)|(therapy|counsell?ing) is for)", re.I)
+_ANSWER = re.compile(
+    r"^(yes|yeah|yep|yup|ya|sure|ok(ay)?|no|nope|nah|not really|not yet|maybe|perhaps|"
+    r"probably|possibly|i guess|i think so|i don'?t think so|idk|i don'?t know|dunno|"
+    r"not sure|no idea|i'?m not sure|i could|we could|i might|i'?ll try|i will|i would|"
+    r"i'?d|i can|definitely|absolutely|of course|kind of|sort of|hmm+|i suppose|never|"
+    r"sometimes|a (little|bit)|hard to say|honestly|it might|he might|she might|"
+    r"they might|he would|she would|he'?d|she'?d|probably not|doubt it|i hope so|"
+    r"i'?m scared to|i'?m afraid|too scared|it'?s hard)\b", re.I)
+_SITUATION_HINT = re.compile(
+    r"\b(husband|wife|partner|boyfriend|girlfriend|marriage|relationship|we|us|our|he|she|"
+    r"him|her|feel|felt|lonely|distant|argue|fight|kids|baby|work|sex|love)\b", re.I)
+_QUESTION_WORD = re.compile(r"^(how|what|why|should|can|could|is|do|does|any|where|when)\b",
+                            re.I)
+
+
+def _words(text: str) -> list[str]:
+    return _WORD.findall(text)
+
+
+def _strip(text: str, pattern: re.Pattern[str]) -> str:
+    """The text without the pattern's matches and the punctuation around them."""
+    rest = pattern.sub(" ", text)
+    return re.sub(r"[\s,.!?;:)(\-—–'\"]+", " ", rest).strip()
+
+
+def _tiny_act(text: str, state: ConversationState) -> str | None:
+    """Greeting, thanks, goodbye, 'more' or an answer: short messages that say only that."""
+    words = _words(text)
+    if len(words) > SHORT + 4:
+        return None
+    if _MORE.match(text.strip()) and len(words) <= SHORT and not _QUESTION_WORD.match(
+            _strip(text, _MORE)):
+        return "more"
+    thanks, bye = _THANKS.search(text), _GOODBYE.search(text)
+    rest = _strip(_strip(_strip(text, _THANKS), _GOODBYE), _GREETING)
+    rest_words = [w for w in _words(rest) if w.lower() not in _FILLER]
+    if not rest_words or (len(rest_words) <= 3 and not _SITUATION_HINT.search(rest)):
+        if bye:
+            return "goodbye"
+        if thanks:
+            return "thanks"
+        if _GREETING.match(text.strip()):
+            return "greeting"
+    if state.last_question and len(words) <= SHORT + 4 and _ANSWER.match(text.strip()) \
+            and not text.rstrip().endswith("?"):
+        return "answer"
+    if not state.turns and len(words) <= 3 and _ANSWER.match(text.strip()):
+        return "answer"
+    return None
+
+
+_FILLER = frozenset("so much very a lot again for it this that all you again now okay ok "
+                    "and really i am im i'm will try have nice day night great good".split())
+
+
+def pattern_act(text: str, state: ConversationState) -> str | None:
+    """The act the patterns see in a message, or None when they see nothing certain."""
+    if is_other_language(text):
+        return "other_language"
+    for act, rx in _PATTERNS[:2]:  # recap, source: before "summarise the article"
+        if rx.search(text):
+            return act
+    if any(rx.search(text) for rx in _TIP_OR_ORDINAL) and len(_words(text)) <= 14:
+        return "article_tip"
+    for act, rx in _PATTERNS[2:]:
+        if rx.search(text) and (act not in ("privacy", "memory", "about_assistant")
+                                or len(_words(text)) <= 20):
+            return act
+    tiny = _tiny_act(text, state)
+    if tiny:
+        return tiny
+    if _CORRECTION.search(text) and len(_words(text)) <= 20:
+        return "correction"
+    if _OBJECTION.search(text) and len(_words(text)) <= 30:
+        return "objection"
+    return None
+
+
+class ActDetector:
+    """Patterns for the obvious, nearest labelled examples for the rest."""
+
+    def __init__(self, embedder: Embeds,
+                 examples: Sequence[tuple[str, str]] | None = None) -> None:
+        examples = list(examples if examples is not None else load_act_examples())
+        self.labels = [a for a, _ in examples]
+        vecs = embedder.embed_documents([t for _, t in examples])
+        self.vectors = np.asarray(vecs, dtype=np.float32)
+
+    def detect(self, text: str, vec: Sequence[float], state: ConversationState) -> str:
+        """The act of one message, from its (normalised) query embedding and the state."""
+        act = pattern_act(text, state)
+        if act:
+            return act
+        return self.nearest(vec, state)
+
+    def nearest(self, vec: Sequence[float], state: ConversationState) -> str:
+        """The act of the nearest labelled examples, or 'situation' when none is close."""
+        sims = self.vectors @ np.asarray(vec, dtype=np.float32)
+        top = np.argsort(-sims)[:_KNN_K]
+        best = float(sims[top[0]])
+        label = self.labels[int(top[0])]
+        if best < KNN_MIN or label == "situation":
+            return "situation"
+        situ = max((float(sims[i]) for i, a in enumerate(self.labels) if a == "situation"),
+                   default=-1.0)
+        if best - situ < KNN_MARGIN:
+            return "situation"
+        if label == "answer" and not state.last_question:
+            return "situation"
+        return label
+
+
+def tip_reference(text: str, state: ConversationState, tips: Sequence[str]) -> list[str]:
+    """Sections a message points at: 'tip 3', 'number one', 'the first tip', 'the last one'.
+
+    Numbers name the article's own tips ('tip #1' is tip-1). 'The first tip' is the first
+    in the article (tip-6); 'the second one' counts along the last reply's tips when it
+    listed some, else along the article. `tips` is the article's tips in reading order.
+    """
+    out: list[str] = []
+    for m in _TIP_NUMBER.finditer(text):
+        raw = (m.group(1) or m.group(2) or "").lower()
+        n = _NUM_WORDS.get(raw) or (int(raw) if raw.isdigit() else 0)
+        sid = f"tip-{n}"
+        if sid not in out:
+            out.append(sid)
+    if out:
+        return out
+    m = _TIP_ORDINAL.search(text)
+    if m:
+        n = _ORDINAL_WORDS[m.group(1).lower()]
+        listed = [s for s in state.last_cited if s.startswith("tip-")]
+        order = listed if m.group(2).lower() == "one" and len(listed) >= 2 else list(tips)
+        if n == -1:
+            out.append(order[-1])
+        elif n <= len(order):
+            out.append(order[n - 1])
+        else:
+            out.append(f"tip-{n}")  # out of range: the caller says how many there are
+    return out
+
+
+__all__ = [
+    "ACTS",
+    "WRITTEN_ACTS",
+    "ActDetector",
+    "ConversationState",
+    "Theme",
+    "build_state",
+    "is_other_language",
+    "load_themes",
+    "partner_of",
+    "pattern_act",
+    "themes_in",
+    "tip_reference",
+]

@@ -1,0 +1,193 @@
+"""The triage's learned recall layer: a small head on the shared MiniLM embedding.
+
+The head is a committed artefact (assistant/data/triage_model/): its weights, a manifest
+naming the command, data, seed, split and thresholds that made it, and a SHA256 file
+that both are checked against before use. It reads the turn's one query embedding for a
+short message; a longer one is also cut into sentence windows, embedded in one batch,
+and the windows' crisis and abuse scores are pooled by their maximum, so one alarming
+sentence in the middle of a long post is not averaged away.
+
+Rebuild with `python -m evals train-triage` (see the manifest); nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import json
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from importlib import resources as _pkg
+from typing import Any, Protocol
+
+import numpy as np
+
+from .errors import ModelError
+
+ROUTES = ("crisis", "abuse", "therapy", "advice", "off_topic")
+ARTEFACT = "triage_model"
+FILES = ("head.npz", "manifest.json")
+SHORT_WORDS = 50  # up to this many words the whole-message embedding is read alone
+WINDOW_WORDS = 30  # sentences are joined into windows of about this many words
+MIN_WINDOW_WORDS = 6  # a shorter sentence joins its neighbour
+MAX_WINDOWS = 48  # a very long post is read in wider windows, never in more encoder rows
+
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+|\s*\n+\s*")
+
+
+class Encoder(Protocol):
+    """What the model needs from the shared embedder."""
+
+    def embed_query(self, text: str) -> list[float]: ...
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]: ...
+
+
+@dataclass(frozen=True)
+class ModelVerdict:
+    """The head's route for one message, and the scores behind it."""
+
+    route: str
+    confidence: float
+    scores: dict[str, float]  # crisis and abuse pooled over windows; the rest whole-message
+    window: int | None = None  # which window raised crisis/abuse (None: the whole message)
+    windows: int = 0
+
+
+def windows(text: str) -> list[str]:
+    """Cut a message into windows of whole sentences of about WINDOW_WORDS words."""
+    words_total = len(text.split())
+    size = max(WINDOW_WORDS, -(-words_total // MAX_WINDOWS))
+    out: list[str] = []
+    current: list[str] = []
+    for sentence in (s.strip() for s in _SENTENCE_END.split(text)):
+        words = sentence.split()
+        while len(words) > size:  # a run-on "sentence": fixed-size pieces
+            if current:
+                out.append(" ".join(current))
+                current = []
+            out.append(" ".join(words[:size]))
+            words = words[size:]
+        if not words:
+            continue
+        if current and len(current) + len(words) > size and len(current) >= MIN_WINDOW_WORDS:
+            out.append(" ".join(current))
+            current = []
+        current.extend(words)
+    if current:
+        if out and len(current) < MIN_WINDOW_WORDS:
+            out[-1] = f"{out[-1]} {' '.join(current)}"
+        else:
+            out.append(" ".join(current))
+    return out[:MAX_WINDOWS]
+
+
+def _sha256(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def read_artefact(files: dict[str, bytes], sums: str) -> tuple[dict[str, np.ndarray], dict]:
+    """Check the artefact's files against the SHA256 list, then parse them."""
+    expected = {}
+    for line in sums.splitlines():
+        if line.strip():
+            digest, _, name = line.strip().partition("  ")
+            expected[name] = digest
+    for name in FILES:
+        if name not in files:
+            raise ModelError(f"The triage model file {name} is missing; reinstall the package.")
+        actual = _sha256(files[name])
+        if expected.get(name) != actual:
+            raise ModelError(
+                f"The triage model file {name} failed its checksum (sha256 {actual[:12]}…, "
+                f"expected {str(expected.get(name))[:12]}…); refusing to load it. Rebuild it "
+                "with `python -m evals train-triage` or reinstall the package.")
+    with np.load(io.BytesIO(files["head.npz"]), allow_pickle=False) as npz:
+        weights = {k: np.asarray(npz[k], dtype=np.float32) for k in npz.files}
+    return weights, json.loads(files["manifest.json"])
+
+
+class TriageModel:
+    """A logistic or one-hidden-layer head over normalised MiniLM embeddings."""
+
+    def __init__(self, weights: dict[str, np.ndarray], manifest: dict[str, Any]) -> None:
+        self.weights = weights
+        self.manifest = manifest
+        self.kind = manifest["head"]
+        self.routes = tuple(manifest["routes"])
+        self.thresholds: dict[str, float] = {k: float(v) for k, v in
+                                             manifest["thresholds"].items()}
+        self._index = {r: i for i, r in enumerate(self.routes)}
+        if set(self.routes) != set(ROUTES):
+            raise ModelError(f"The triage model's routes {self.routes} are not {ROUTES}.")
+
+    @classmethod
+    def load(cls) -> TriageModel:
+        """Load the packaged artefact, checksums first."""
+        base = _pkg.files("assistant.data").joinpath(ARTEFACT)
+        files = {}
+        for name in FILES:
+            try:
+                files[name] = base.joinpath(name).read_bytes()
+            except (FileNotFoundError, OSError):
+                continue
+        try:
+            sums = base.joinpath("SHA256").read_text(encoding="utf-8")
+        except (FileNotFoundError, OSError) as exc:
+            raise ModelError("The triage model has no SHA256 file; reinstall the package.") \
+                from exc
+        return cls(*read_artefact(files, sums))
+
+    def probabilities(self, vectors: np.ndarray) -> np.ndarray:
+        """Route probabilities, one row per embedding (rows in ROUTES order of the manifest)."""
+        x = np.asarray(vectors, dtype=np.float32)
+        x = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
+        w = self.weights
+        if self.kind == "mlp":
+            x = np.maximum(x @ w["W1"] + w["b1"], 0.0)
+            logits = x @ w["W2"] + w["b2"]
+        else:
+            logits = x @ w["W"] + w["b"]
+        logits = logits - logits.max(axis=1, keepdims=True)
+        e = np.exp(logits)
+        return e / e.sum(axis=1, keepdims=True)
+
+    def decide(self, whole: np.ndarray, windowed: np.ndarray | None = None) -> ModelVerdict:
+        """Route from the whole-message probabilities and, for long posts, the windows'."""
+        t, ix = self.thresholds, self._index
+        scores = {r: float(whole[ix[r]]) for r in ROUTES}
+        n = 0 if windowed is None else len(windowed)
+        for kind in ("crisis", "abuse"):
+            if scores[kind] >= t[kind]:
+                return ModelVerdict(kind, scores[kind], scores, None, n)
+            if n:
+                col = windowed[:, ix[kind]]
+                best = int(col.argmax())
+                if col[best] >= t[f"{kind}_window"]:
+                    scores[kind] = float(col[best])
+                    return ModelVerdict(kind, scores[kind], scores, best, n)
+        calm = {r: scores[r] for r in ("therapy", "advice", "off_topic")}
+        route = max(calm, key=calm.__getitem__)
+        if route == "off_topic" and scores["off_topic"] < t["off_topic"]:
+            # off_topic needs evidence of a task about something else
+            route = "therapy" if scores["therapy"] > scores["advice"] else "advice"
+        return ModelVerdict(route, scores[route], scores, None, n)
+
+    def classify(self, text: str, encoder: Encoder,
+                 embedding: Sequence[float] | None = None) -> ModelVerdict:
+        """Score one message; `embedding` is the turn's shared query embedding, if any."""
+        parts = windows(text) if len(text.split()) > SHORT_WORDS else []
+        if len(parts) <= 1:
+            parts = []
+        if embedding is None and parts:
+            vecs = encoder.embed_documents([text, *parts])  # one encoder call
+            whole, rest = vecs[0], vecs[1:]
+        else:
+            whole = embedding if embedding is not None else encoder.embed_query(text)
+            rest = encoder.embed_documents(parts) if parts else []
+        probs = self.probabilities(np.asarray([whole, *rest], dtype=np.float32))
+        return self.decide(probs[0], probs[1:] if rest else None)
+
+
+__all__ = ["ModelVerdict", "TriageModel", "read_artefact", "windows"]

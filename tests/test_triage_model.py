@@ -1,0 +1,275 @@
+"""The trained triage classifier: artefact integrity, thresholds, windows, layer combination."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Sequence
+from importlib import resources
+
+import numpy as np
+import pytest
+
+from assistant.errors import ModelError
+from assistant.triage import SEVERITY, Triage, load_rules, load_triage
+from assistant.triage_model import (
+    FILES,
+    MAX_WINDOWS,
+    ROUTES,
+    SHORT_WORDS,
+    ModelVerdict,
+    TriageModel,
+    read_artefact,
+    windows,
+)
+
+ARTEFACT = resources.files("assistant.data").joinpath("triage_model")
+
+# relationship talk written for these tests (not in any training file), ~470 words
+FILLER = [
+    "My husband and I have been married for eleven years and we have two boys.",
+    "Lately it feels like we only talk about the school run and the bills.",
+    "He works late most nights and I do the bedtime routine on my own.",
+    "On Saturdays we take the boys to football and stand on opposite sides of the pitch.",
+    "I remember when we used to walk by the canal every evening just to talk.",
+    "We tried a cooking class last spring and it was fun for a while.",
+    "Then his mother got ill and everything else stopped.",
+    "I know he is tired and worried about her, and so am I.",
+    "My sister says we should book a weekend away without the kids.",
+    "I looked at a few cottages but never showed him the links.",
+    "When I bring up how I feel he says we are fine and changes the subject.",
+    "Maybe we are fine and I am expecting too much.",
+    "Our friends seem to laugh together so easily and I get jealous.",
+    "I still love him and I think he loves me in his quiet way.",
+    "We do not fight much, it is more that nothing happens between us.",
+    "I have started reading in the spare room because the silence feels heavy.",
+    "Last week he brought me a coffee without asking and I nearly cried.",
+    "It reminded me that the kindness is still there somewhere.",
+    "I would like us to feel like a team again rather than colleagues.",
+    "I am not sure how to start that conversation without it sounding like blame.",
+    "He grew up in a family where nobody talked about feelings at all.",
+    "I grew up with parents who shouted, so I avoid conflict.",
+    "Between the two of us nothing gets said.",
+    "I wrote a list of things I miss and it was longer than I expected.",
+    "Our anniversary is in three weeks and I want it to mean something.",
+    "I thought about planning a picnic at the place where he proposed.",
+    "The boys could stay with my parents for the night.",
+    "I just worry he will say he is too busy again.",
+    "Any ideas on how to open up without starting a row would be welcome.",
+    "Thank you for reading all of this, it helps just to write it down.",
+] * 2
+BURIED = "Last night I sat in the garage with the car running and I meant for it to be the end."
+
+
+def _post(signal: str | None) -> str:
+    sentences = list(FILLER)
+    if signal:
+        sentences.insert(len(sentences) // 2, signal)
+    return " ".join(sentences)
+
+
+def _artefact_files() -> tuple[dict[str, bytes], str]:
+    files = {name: ARTEFACT.joinpath(name).read_bytes() for name in FILES}
+    return files, ARTEFACT.joinpath("SHA256").read_text(encoding="utf-8")
+
+
+# ---------------------------------------------------------------- the artefact
+
+
+def test_artefact_loads_offline_with_its_checksums():
+    files, sums = _artefact_files()
+    listed = dict(reversed(line.split("  ")) for line in sums.splitlines() if line.strip())
+    for name, data in files.items():
+        assert listed[name] == hashlib.sha256(data).hexdigest()
+    model = TriageModel.load()
+    manifest = model.manifest
+    assert manifest["command"] == "python -m evals train-triage"
+    assert isinstance(manifest["seed"], int)
+    assert manifest["data"]["split_file"] == "evals/data/triage_model/split.jsonl"
+    split = (resources.files("assistant").parent / manifest["data"]["split_file"])
+    assert hashlib.sha256(split.read_bytes()).hexdigest() == manifest["data"]["split_sha256"]
+    assert sum(len(d) for d in files.values()) < 5_000_000  # a small head, not an encoder
+
+
+def test_a_corrupted_artefact_is_a_clear_error():
+    files, sums = _artefact_files()
+    broken = bytearray(files["head.npz"])
+    broken[len(broken) // 2] ^= 0xFF
+    with pytest.raises(ModelError, match="head.npz failed its checksum"):
+        read_artefact({**files, "head.npz": bytes(broken)}, sums)
+    manifest = json.loads(files["manifest.json"])
+    manifest["thresholds"]["crisis"] = 0.99  # a hand-edited threshold is a corruption too
+    with pytest.raises(ModelError, match="manifest.json failed its checksum"):
+        read_artefact({**files, "manifest.json": json.dumps(manifest).encode()}, sums)
+    with pytest.raises(ModelError, match="missing"):
+        read_artefact({"manifest.json": files["manifest.json"]}, sums)
+
+
+# ---------------------------------------------------------------- thresholds
+
+
+def _probs(**given: float) -> np.ndarray:
+    rest = (1.0 - sum(given.values())) / (len(ROUTES) - len(given))
+    return np.array([given.get(r, rest) for r in ROUTES], dtype=np.float32)
+
+
+def _stub(model: TriageModel) -> TriageModel:
+    """The real model with its routes in ROUTES order, for hand-made probability rows."""
+    return TriageModel(model.weights, {**model.manifest, "routes": list(ROUTES)})
+
+
+def test_thresholds_are_calibrated_values_and_applied_as_written():
+    model = _stub(TriageModel.load())
+    t = model.thresholds
+    for key in ("crisis", "abuse", "crisis_window", "abuse_window", "off_topic"):
+        assert 0.0 < t[key] < 1.0, key
+    # a window is short and there are many of them: its bar is never lower
+    assert t["crisis_window"] >= t["crisis"] and t["abuse_window"] >= t["abuse"]
+    below, at = t["crisis"] - 0.01, t["crisis"]
+    assert model.decide(_probs(crisis=below)).route != "crisis"
+    assert model.decide(_probs(crisis=at)).route == "crisis"
+    assert model.decide(_probs(abuse=t["abuse"])).route == "abuse"
+    # off_topic needs its own bar; below it the calmer reading is advice or therapy
+    off = model.decide(_probs(off_topic=t["off_topic"] - 0.01, advice=0.2, crisis=0.0,
+                              abuse=0.0))
+    assert off.route in ("advice", "therapy")
+    if t["off_topic"] <= 0.96:
+        assert model.decide(_probs(off_topic=t["off_topic"] + 0.01)).route == "off_topic"
+
+
+def test_a_window_over_its_threshold_raises_the_whole_post():
+    model = _stub(TriageModel.load())
+    t = model.thresholds
+    calm = _probs(advice=0.9, crisis=0.0)
+    rows = np.stack([calm, calm, _probs(crisis=t["crisis_window"]), calm])
+    v = model.decide(calm, rows)
+    assert (v.route, v.window, v.windows) == ("crisis", 2, 4)
+    rows[2] = _probs(crisis=t["crisis_window"] - 0.01)
+    assert model.decide(calm, rows).route == "advice"
+
+
+# ---------------------------------------------------------------- windows
+
+
+def test_windows_keep_sentences_whole_and_bounded():
+    post = _post(BURIED)
+    parts = windows(post)
+    assert BURIED in parts[len(parts) // 2 - 2 : len(parts) // 2 + 3] or any(
+        BURIED in p for p in parts)
+    assert " ".join(parts).split() == post.split()  # nothing lost, nothing added
+    assert len(windows(post * 10)) <= MAX_WINDOWS
+    assert windows("one short message.") == ["one short message."]
+
+
+class CountingEncoder:
+    """The real embedder, counting encoder calls (a fake wrapper, no patching)."""
+
+    def __init__(self, inner) -> None:
+        self.inner = inner
+        self.calls: list[int] = []
+
+    def embed_query(self, text: str) -> list[float]:
+        self.calls.append(1)
+        return self.inner.embed_query_uncached(text)
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        self.calls.append(len(texts))
+        return self.inner.embed_documents(texts)
+
+
+@pytest.mark.slow
+def test_window_pooling_catches_one_sentence_buried_in_a_long_post(embedder):
+    model = TriageModel.load()
+    post = _post(BURIED)
+    assert len(post.split()) > 450
+    counting = CountingEncoder(embedder)
+    shared = embedder.embed_query(post)  # the turn's one query embedding
+    v = model.classify(post, counting, shared)
+    assert v.route == "crisis" and v.window is not None
+    assert BURIED.split()[3] in windows(post)[v.window]
+    assert len(counting.calls) == 1 and counting.calls[0] == v.windows  # one batched call
+    calm = model.classify(_post(None), counting, embedder.embed_query(_post(None)))
+    assert calm.route not in ("crisis", "abuse")
+    short = model.classify("how do we plan a date night", counting)
+    assert short.windows == 0 and len("how do we plan a date night".split()) <= SHORT_WORDS
+
+
+# ---------------------------------------------------------------- combining the layers
+
+
+class ScriptedModel(TriageModel):
+    """A TriageModel that answers what a test tells it to."""
+
+    def __init__(self, route: str, window: int | None = None, n: int = 0) -> None:
+        self.verdict = ModelVerdict(route, 0.9, dict.fromkeys(ROUTES, 0.1), window, n)
+
+    def classify(self, text, encoder, embedding=None) -> ModelVerdict:
+        return self.verdict
+
+
+class NoEncoder:
+    """Stands in for the embedder when the scripted model needs none."""
+
+    def embed_query(self, text: str) -> list[float]:
+        return [0.0]
+
+    def embed_documents(self, texts: Sequence[str]) -> list[list[float]]:
+        return [[0.0] for _ in texts]
+
+
+def _triage(route: str, window: int | None = None, n: int = 0) -> Triage:
+    return Triage(load_rules(), model=ScriptedModel(route, window, n), encoder=NoEncoder())
+
+
+@pytest.mark.parametrize("model_route", ROUTES)
+def test_the_model_never_lowers_a_rules_crisis_or_abuse(model_route):
+    crisis = "I want to end my life tonight"
+    abuse = "he hits me when he's drunk and I'm scared to go home"
+    assert load_triage().classify(crisis).route == "crisis"
+    assert load_triage().classify(abuse).route == "abuse"
+    assert _triage(model_route).classify(crisis).route == "crisis"
+    got = _triage(model_route).classify(abuse).route
+    assert got == ("crisis" if model_route == "crisis" else "abuse")
+
+
+def test_the_model_raises_what_the_rules_miss_and_says_so():
+    msg = "the tablets are lined up on the shelf and the house is quiet"
+    rules = load_triage().classify(msg)
+    for route in ("crisis", "abuse", "therapy"):
+        if SEVERITY[route] <= SEVERITY[rules.route]:
+            continue
+        r = _triage(route).classify(msg)
+        assert r.route == route and any(x.startswith(f"model: {route}") for x in r.reasons)
+    assert _triage("crisis").classify(msg).sticky_route == "crisis"
+
+
+def test_distress_is_never_lowered_to_off_topic_by_the_model():
+    msg = "i feel so alone lately and i don't know who to talk to"
+    rules = load_triage().classify(msg).route
+    assert rules != "off_topic"
+    assert _triage("off_topic").classify(msg).route == rules
+
+
+@pytest.mark.parametrize("msg", [
+    "this commute is killing me, I never see her before bed",
+    "my mum will kill me if we skip christmas again",
+])
+def test_an_idiom_guarded_by_the_rules_sets_the_models_crisis_aside(msg):
+    assert load_triage().classify(msg).route not in ("crisis", "abuse")
+    r = _triage("crisis").classify(msg)
+    assert r.route not in ("crisis", "abuse")
+    assert any("set aside" in x for x in r.reasons)
+
+
+def test_the_idiom_guard_reads_only_the_window_that_fired():
+    # the idiom sits in one window, the model fired on another: the guard does not apply
+    post = _post("Honestly this job is killing me.") + " " + BURIED
+    parts = windows(post)
+    fired = next(i for i, p in enumerate(parts) if "garage" in p)
+    r = _triage("crisis", window=fired, n=len(parts)).classify(post)
+    assert r.route == "crisis"
+    calm = _post("Honestly this job is killing me.")
+    parts = windows(calm)
+    idiom = next(i for i, p in enumerate(parts) if "killing me" in p)
+    r = _triage("crisis", window=idiom, n=len(parts)).classify(calm)
+    assert r.route != "crisis"
