@@ -153,8 +153,7 @@ class ActResponder:
             picks.append(pick)
         if not picks:
             return Composed(self.r["sticky"]["abuse_question"])
-        paras += self._therapy_extra(picks[0], state, limits)
-        paras.append(self.offline.closer(picks[0], state, message))
+        paras.append(self.offline.closer(picks[0], state, message, len(picks)))
         return Composed(join(paras), self.offline.citations(picks), focus=tuple(refs))
 
     def _therapy_extra(self, first: Pick, state: ConversationState, limits: Limits
@@ -189,7 +188,8 @@ class ActResponder:
         paras = [*head, *(self.offline.tip_line(p) for p in picks)]
         if picks:
             paras += self._therapy_extra(picks[0], state, limits)
-        paras.append(close or self.offline.closer(picks[0] if picks else None, state, message))
+        paras.append(close or self.offline.closer(picks[0] if picks else None, state, message,
+                                                  len(picks)))
         return Composed(join(paras), self.offline.citations(picks))
 
     def more(self, message: str, state: ConversationState, sims: np.ndarray,

@@ -178,9 +178,21 @@ class ConversationState:
         """An option no earlier reply used, chosen stably by `key` (any, if all were)."""
         from .respond import stable_pick
 
-        filled = [o.format(**self.words) for o in options]
+        filled = [fill(o, self.words) for o in options]
         unused = [o for o in filled if not self.used(o)]
         return stable_pick(unused or filled, key)
+
+
+class _Keep(dict):
+    """Fills the placeholders it knows and leaves the others for the caller."""
+
+    def __missing__(self, key: str) -> str:
+        return "{" + key + "}"
+
+
+def fill(template: str, words: dict[str, str]) -> str:
+    """A template with the placeholders `words` knows filled, the others left as they are."""
+    return template.format_map(_Keep(words))
 
 
 def build_state(message: str, history: Sequence[dict], label_to_section: dict[str, str]
@@ -190,8 +202,7 @@ def build_state(message: str, history: Sequence[dict], label_to_section: dict[st
 
     users = [h["content"] for h in history if h.get("role") == "user"]
     replies = [h["content"] for h in history if h.get("role") == "assistant"]
-    safe_users = [h["content"] for h in history if h.get("role") == "user"
-                  and h.get("route") not in ("crisis", "abuse")]
+    safe_users = [u for u, route in _user_routes(history) if route not in ("crisis", "abuse")]
     word, pronoun = partner_of([*users, message])
     themes: list[Theme] = []
     for text in safe_users:
@@ -213,6 +224,17 @@ def build_state(message: str, history: Sequence[dict], label_to_section: dict[st
     )
 
 
+def _user_routes(history: Sequence[dict]) -> list[tuple[str, str | None]]:
+    """Each user message with the route of the reply it got (the reply carries it)."""
+    out: list[tuple[str, str | None]] = []
+    for i, h in enumerate(history):
+        if h.get("role") != "user":
+            continue
+        reply = next((x for x in history[i + 1:] if x.get("role") == "assistant"), {})
+        out.append((h["content"], h.get("route") or reply.get("route")))
+    return out
+
+
 def _last_question(reply: str) -> str:
     """The question a reply ended on (before any safety line appended after it)."""
     paras = [p.strip() for p in reply.split("\n\n") if p.strip()]
@@ -231,7 +253,7 @@ _ENGLISH = frozenset(
     im i'm its it's husband wife partner boyfriend girlfriend""".split()
 )
 _FOREIGN = frozenset(
-    """el la los las que de del mi mis es y por para con una uno pero muy esta está
+    """hola gracias el la los las que de del mi mis es y por para con una uno pero muy esta está
     estoy tengo habla hablar esposo esposa novio novia marido mujer siento sé nada
     je tu il elle nous vous et est les des une pas mon ma mes avec pour dans suis mari
     femme copain copine parle plus ne ich du er sie wir und ist nicht mein meine mit
@@ -253,7 +275,7 @@ def is_other_language(text: str) -> bool:
     words = [w.lower().replace("’", "'") for w in _WORD.findall(text)]
     english = sum(w in _ENGLISH for w in words)
     other = sum(w in _FOREIGN for w in words)
-    return other >= 2 and other > 2 * english
+    return other >= 2 and other > english
 
 
 def _rx(*parts: str) -> re.Pattern[str]:
@@ -534,6 +556,7 @@ __all__ = [
     "ConversationState",
     "Theme",
     "build_state",
+    "fill",
     "is_other_language",
     "load_themes",
     "partner_of",

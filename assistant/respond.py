@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from .corpus import Article, Chunk, split_sentences
+from .dialogue import fill
 
 if TYPE_CHECKING:
     from .dialogue import ConversationState
@@ -398,14 +399,17 @@ class OfflineResponder:
                     return ack
         return ""
 
-    def closer(self, first: Pick | None, state: ConversationState, key: str) -> str:
+    def closer(self, first: Pick | None, state: ConversationState, key: str,
+               tips: int = 1) -> str:
         """A gentle next step that fits the first quoted section; never one used before."""
         nexts = self.replies["next_step"]
         sid = first.section_id if first else "default"
         if sid == "tip-4" and first and "Even saying" in " ".join(first.quotes()):
             sid = "tip-4-sayable"  # only then is there something to "say like that"
-        options = [*nexts.get(sid, []), *nexts["default"]]
-        return state.fresh(options, key)
+        own = [o for o in nexts.get(sid, []) if not state.used(fill(o, state.words))]
+        # "Which of these" needs more than one tip to choose from.
+        general = nexts["default"] if tips > 1 else nexts["single"]
+        return state.fresh(own or general, key)
 
     def tip_line(self, pick: Pick) -> str:
         """A tip as shown: its title in bold, the quote, the citation."""
@@ -609,7 +613,7 @@ class OfflineResponder:
         therapy = self._therapy_paras(route, sims, state, limits, chosen)
         paras += therapy.paras
         first = therapy.pick or (chosen[0] if chosen else None)
-        paras.append(self.closer(first, state, message))
+        paras.append(self.closer(first, state, message, len(chosen) + bool(therapy.pick)))
         context_cites = self._context_citations(paras[0])
         picks = [*chosen, *([therapy.pick] if therapy.pick else [])]
         return Composed(join(paras), context_cites + self.citations(picks), True, fit,

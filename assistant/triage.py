@@ -24,13 +24,11 @@ import re
 import tomllib
 import unicodedata
 from bisect import bisect_right
-from collections import OrderedDict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from functools import cache
+from functools import cache, lru_cache
 from importlib import resources as _pkg
 from pathlib import Path
-from threading import Lock
 from typing import Any, Literal
 
 import numpy as np
@@ -274,7 +272,8 @@ class Rules:
                 src = src.replace("{" + k + "}", v)
             # drop escapes first: in "\bnothing" the word is "nothing", not "bnothing"
             words = set(re.findall(r"[a-z]+", re.sub(r"\\[a-zA-Z]", " ", src)))
-            pats.append(_Pattern(_compile(f"family {f.name}", src), frozenset(words & self.negators)))
+            regex = _compile(f"family {f.name}", src)
+            pats.append(_Pattern(regex, frozenset(words & self.negators)))
         return _Family(
             name=f.name, route=f.route, weight=f.weight, negation=f.negation,
             guards=frozenset(f.guard.split("+")), patterns=tuple(pats),
@@ -532,9 +531,9 @@ class RuleEngine:
     def _route(self, v: _Verdict, norm: str, masked_idioms: int, notes: set[str]) -> _Verdict:
         """Settle the route: a safety or therapy score first, else advice unless plainly off topic.
 
-        off_topic needs evidence that the message is about something else (code, recipes,
-        homework, trivia, an instruction to the assistant); distress, fear or loneliness is
-        never off topic, partner named or not.
+        off_topic is a request about something else (code, recipes, homework, trivia, an
+        instruction to the assistant) with nothing personal about feelings or the people in
+        the person's life; distress, fear or loneliness is never off topic, partner named or not.
         """
         r = self.rules
         strong = len(r.topic_words.findall(norm))
@@ -548,8 +547,8 @@ class RuleEngine:
             if v.scores[route] >= THRESHOLD and (route != "therapy" or personal):
                 v.route = route
                 return v
-        if v.distress or (v.offtopic == 0 and not v.injection):
-            return v  # advice: a warm check-in, or a question the conversation can place
+        if v.distress:
+            return v  # advice: a warm check-in, never a scope reply
         # a task about something else that happens to mention a partner stays off topic
         task = v.offtopic >= 2 and feelings == 0 and strong <= 1
         about_us = personal and (v.offtopic == 0 or feelings > 0) and (
@@ -563,7 +562,7 @@ class RuleEngine:
         return v
 
     def not_english(self, message: str, norm: str) -> bool:
-        """True when most letters are not Latin, or other languages' stopwords outnumber English ones."""
+        """True when most letters are not Latin, or foreign stopwords outnumber English ones."""
         letters = [c for c in message if c.isalpha()]
         if len(letters) < 2:
             return False
@@ -694,30 +693,15 @@ class Triage:
         self.settings = settings
         self.model = model
         self.encoder = encoder if encoder is not None else (semantic.embedder if semantic else None)
-        self._history_cache: OrderedDict[str, _Verdict] = OrderedDict()
-        self._lock = Lock()
-
-    @property
-    def embedder(self) -> Any:
-        return self.encoder
+        # history turns are re-read every turn: remember recent verdicts (in memory only)
+        self._verdict = lru_cache(maxsize=256)(self.engine.verdict)
 
     def rules_route(self, message: str) -> str:
         """The rules' route alone: no embedding, no history (about a millisecond)."""
         return self._rules_cached(message).route
 
     def _rules_cached(self, message: str) -> _Verdict:
-        # history turns are re-read every turn; remember a few (in memory only)
-        with self._lock:
-            hit = self._history_cache.get(message)
-            if hit is not None:
-                self._history_cache.move_to_end(message)
-                return hit
-        v = self.engine.verdict(message)
-        with self._lock:
-            self._history_cache[message] = v
-            if len(self._history_cache) > 256:
-                self._history_cache.popitem(last=False)
-        return v
+        return self._verdict(message)
 
     def classify(self, message: str, history: Sequence[str] | None = None, *,
                  embedding: Sequence[float] | None = None) -> TriageResult:
@@ -729,34 +713,67 @@ class Triage:
         if self.encoder is not None and (message or "").strip():
             route, confidence = self._learned(v, route, confidence, message, embedding, reasons)
 
-        sticky, recent = None, set()
+        return self._conversation(message or "", v, route, confidence, reasons, history)
+
+    def _conversation(self, message: str, v: _Verdict, route: str, confidence: float,
+                      reasons: list[str], history: Sequence[str] | None) -> TriageResult:
+        """Read the turn with the earlier ones: stickiness, safety follow-ups, cues that add up."""
         turns = [h for h in (history or []) if isinstance(h, str) and h.strip()][-HISTORY_TURNS:]
-        for i, h in enumerate(turns):
-            hv = self._rules_cached(h)
+        verdicts = [self._rules_cached(h) for h in turns]
+        flags = list(v.flags)
+        sticky = None
+        for hv in verdicts:
             for kind in SAFETY:
                 if kind in hv.flags or hv.route == kind:
-                    sticky = "crisis" if "crisis" in (sticky, kind) else kind
-                    if i >= len(turns) - FOLLOWUP_TURNS:
-                        recent.add(kind)
-        for kind in SAFETY:
-            if kind in recent and SEVERITY[route] < SEVERITY[kind] and (
-                self.engine.followup(kind, message or "")
-            ):
-                route, confidence = kind, max(confidence, 0.75)
-                reasons = [x for x in reasons if not x.startswith("not about")]
-                reasons.append(f"follow-up to an earlier {kind} message")
-                break
-        if route == "off_topic" and v.offtopic == 0 and v.words <= FOLLOWUP_MAX_WORDS and any(
-            self._rules_cached(h).route != "off_topic" for h in turns[-FOLLOWUP_TURNS:]
+                    sticky = _most_severe(sticky, kind)
+        if SEVERITY[route] < SEVERITY["crisis"]:
+            cues = self._cues_across_turns(v, verdicts[-FOLLOWUP_TURNS:])
+            if cues:
+                route, confidence = "crisis", max(confidence, 0.75)
+                reasons.append("warning signs across turns: " + ", ".join(cues))
+                flags += ["crisis", "across_turns"]
+        held = self._safety_mode(verdicts)
+        if held and SEVERITY[route] < SEVERITY[held] and (
+            self.engine.followup(held, message)
+            or not (_about_the_relationship(v, route) or v.route == "off_topic")
         ):
-            route = "advice"  # "ok, how do I bring it up at dinner" continues the conversation
-            reasons = [x for x in reasons if not x.startswith("not about")]
-            reasons.append("follow-up in a relationship conversation")
+            route, confidence = held, max(confidence, 0.75)
+            reasons.append(f"follow-up to an earlier {held} turn: stays with safety")
+            flags.append("safety_followup")
         if route in SAFETY:
-            sticky = "crisis" if "crisis" in (sticky, route) else route
+            sticky = _most_severe(sticky, route)
         elif sticky:
             reasons.append(f"earlier {sticky} turn: resources stay attached")
-        return TriageResult(route, round(confidence, 3), reasons, sticky, v.flags)
+        return TriageResult(route, round(confidence, 3), reasons, sticky,
+                            tuple(dict.fromkeys(flags)))
+
+    def _safety_mode(self, verdicts: Sequence[_Verdict]) -> str | None:
+        """The safety route the conversation is still in: set by a crisis or abuse turn, left
+        only when the person asks about the relationship again."""
+        mode = None
+        for hv in verdicts:
+            if hv.route in SAFETY:
+                mode = _most_severe(mode, hv.route) if mode else hv.route
+            elif mode and _about_the_relationship(hv, hv.route):
+                mode = None
+        return mode
+
+    def _cues_across_turns(self, v: _Verdict, recent: Sequence[_Verdict]) -> list[str]:
+        """Weak crisis cues of this turn and the last few that add up to crisis together.
+
+        Giving things away, then "won't need it"; bills settled "for after", then a goodbye:
+        each is ordinary alone, together they are warning signs. This turn must carry one.
+        """
+        weights = {f.name: f.weight for f in self.engine.rules.families
+                   if f.route == "crisis" and f.weight < THRESHOLD}
+        now = [n for n in v.families if n in weights]
+        if not now or not recent:
+            return []
+        # one count per cue and turn: the same kind of cue said again in a later turn adds up
+        cues = now + [n for hv in recent for n in hv.families if n in weights]
+        if len(cues) < 2 or sum(weights[n] for n in cues) < THRESHOLD:
+            return []
+        return sorted(set(cues))
 
     def _learned(self, v: _Verdict, route: str, confidence: float, message: str,
                  embedding: Sequence[float] | None, reasons: list[str]) -> tuple[str, float]:
@@ -852,6 +869,16 @@ class Triage:
             sticky = "crisis" if "crisis" in (sticky, route) else route
         return TriageResult(route, max(result.confidence, 0.7),
                             [*result.reasons, f"llm: raised to {route}"], sticky, result.flags)
+
+
+def _most_severe(a: str | None, b: str | None) -> str | None:
+    """The more severe of two safety routes (crisis over abuse over none)."""
+    return max((a, b), key=lambda r: SEVERITY.get(r or "", -1))
+
+
+def _about_the_relationship(v: _Verdict, route: str) -> bool:
+    """True when a message asks about the relationship itself (tips may come back)."""
+    return route == "therapy" or v.topic >= 1
 
 
 def _confidence(v: _Verdict) -> float:

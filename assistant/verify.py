@@ -207,7 +207,8 @@ def split_answer(text: str) -> list[tuple[int, int]]:
     for line in text.splitlines(keepends=True):
         body = line.rstrip("\r\n")
         start = 0
-        for m in SENTENCE_END.finditer(body):
+        item = _LIST_ITEM.match(body)  # "1. Even small…": the number is not a sentence
+        for m in SENTENCE_END.finditer(body, item.end() if item else 0):
             spans.append((pos + start, pos + m.start() + len(m.group(0).rstrip())))
             start = m.end()
         spans.append((pos + start, pos + len(body)))

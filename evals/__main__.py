@@ -9,6 +9,7 @@ RUNNERS = {
     "retrieval": "evals.retrieval",
     "triage": "evals.triage",
     "answers": "evals.answers",
+    "conversation": "evals.conversation",
     "bench": "evals.bench",
     "train-triage": "evals.train_triage",
 }

@@ -144,33 +144,7 @@ def test_eval_set_composition_matches_the_issue(authored):
     assert len(no_word) >= 30  # abuse described, not named
 
 
-@pytest.mark.slow
-def test_semantic_layer_keeps_the_targets_and_shares_the_query_embedding(embedder, settings,
-                                                                         authored):
-    t = load_triage(settings, embedder=embedder)
-    m = score(authored, run(t, authored))
-    assert meets_targets(m) == [], (meets_targets(m), m["misses"])
-    msg = "we keep fighting and I'm so tired of it"
-    shared = embedder.embed_query(msg)
-    assert t.classify(msg, embedding=shared) == t.classify(msg)
-    # example embeddings are cached by hash in the data folder and reused
-    cached = list(settings.data_dir.glob("triage-examples-*.npy"))
-    assert len(cached) == 1
-    again = load_triage(settings, embedder=embedder)
-    assert again.classify(msg) == t.classify(msg)
-
-
-@pytest.mark.slow
-def test_semantic_layer_keeps_the_targets_on_the_redteam_sets(embedder, settings):
-    t = load_triage(settings, embedder=embedder)
-    for name in REDTEAM:
-        rows = load_set(name)
-        m = score(rows, run(t, rows))
-        if name in KNOWN_ESCALATED:  # pinned: the same rows and no other, every other target
-            missed = [x for x in meets_targets(m) if not x.startswith("benign_escalated")]
-            assert missed == [] and _escalated(m) == KNOWN_ESCALATED[name], (name, m["misses"])
-            continue
-        assert meets_targets(m) == [], (name, meets_targets(m), m["misses"])
+# the embedding layers (the trained classifier) are tested in tests/test_triage_model.py
 
 
 # ---------------------------------------------------------------- families

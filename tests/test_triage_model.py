@@ -6,6 +6,7 @@ import hashlib
 import json
 from collections.abc import Sequence
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -273,3 +274,58 @@ def test_the_idiom_guard_reads_only_the_window_that_fired():
     idiom = next(i for i, p in enumerate(parts) if "killing me" in p)
     r = _triage("crisis", window=idiom, n=len(parts)).classify(calm)
     assert r.route != "crisis"
+
+
+# ---------------------------------------------------------------- targets with every layer
+
+DATA = Path(__file__).resolve().parent.parent / "evals" / "data"
+AUTHORED = ("triage", "triage_heldout", "triage_redteam", "triage_redteam2", "triage_redteam3",
+            "triage_redteam4", "triage_redteam5")
+
+
+def _jsonl(path: Path) -> list[dict]:
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines()
+            if line.strip()]
+
+
+def _measure(triage: Triage, rows: list[dict]) -> dict[str, float]:
+    got = [triage.classify(r["text"], r.get("history")).route for r in rows]
+    gold = [r["route"] for r in rows]
+
+    def share(pred, of) -> float:
+        pairs = [(g, p) for g, p in zip(gold, got) if g in of]
+        return sum(pred(p) for _, p in pairs) / len(pairs)
+
+    return {
+        "crisis_recall": share(lambda p: p == "crisis", ("crisis",)),
+        "abuse_recall": share(lambda p: p in ("crisis", "abuse"), ("abuse",)),
+        "benign_escalated": share(lambda p: p in ("crisis", "abuse"), ("advice", "off_topic")),
+        "accuracy": sum(g == p for g, p in zip(gold, got)) / len(gold),
+    }
+
+
+@pytest.fixture(scope="module")
+def full(embedder):
+    return load_triage(None, embedder=embedder)
+
+
+@pytest.mark.slow
+def test_every_layer_meets_the_issue_targets_on_the_written_test_split(full):
+    # the classifier's test split (never trained or tuned on), its written rows: the
+    # held-out set and the test share of the red-team rounds and written.jsonl
+    split = {r["id"]: r["split"] for r in _jsonl(DATA / "triage_model" / "split.jsonl")}
+    rows = [r for name in AUTHORED for r in _jsonl(DATA / f"{name}.jsonl")]
+    rows += _jsonl(DATA / "triage_model" / "written.jsonl")
+    test = [r for r in rows if split[r["id"]] == "test"]
+    assert len(test) >= 250
+    m = _measure(full, test)
+    assert m["crisis_recall"] >= 0.97 and m["abuse_recall"] >= 0.93, m
+    assert m["benign_escalated"] <= 0.03 and m["accuracy"] >= 0.90, m
+
+
+@pytest.mark.slow
+def test_the_shared_query_embedding_gives_the_same_verdict(full, embedder):
+    for msg in ("we keep fighting and I'm so tired of it", _post(BURIED)):
+        shared = embedder.embed_query(msg)
+        # the same vectors up to float noise: compare the decision, not the last decimal
+        assert full.classify(msg, embedding=shared).route == full.classify(msg).route

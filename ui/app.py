@@ -230,8 +230,8 @@ def sticky_html(route: str, locale: str) -> str:
 def help_now_html(locale: str) -> str:
     """The crisis line, one tap from the main view on every screen."""
     first = help_contacts(locale, "crisis")[:1]
-    line = f"<strong>{_e(first[0].name)}</strong>: {_links(first[0])}" if first else ""
-    return f'<div class="rc-help"><p>Need help now? {line}</p></div>'
+    line = _links(first[0]) if first else ""
+    return f'<div class="rc-help rc-help-now"><strong>Need help now?</strong> {line}</div>'
 
 
 def help_lines_html(locale: str) -> str:
@@ -528,14 +528,15 @@ def sidebar(settings: Settings) -> None:
 
 def help_row(locales: list[str]) -> None:
     """The crisis line and the country choice, one tap each from the main view."""
-    with st.container(key="help_row"):
-        st.html(help_now_html(st.session_state.locale))
+    with st.container(key="help_row", horizontal=True, vertical_alignment="center", gap="small"):
+        st.html(help_now_html(st.session_state.locale), width="content")
         st.selectbox(
             "Country or region for help lines",
             options=locales,
             key="locale",
-            format_func=_locale_label,
-            help="Chooses which helplines are shown, here and in earlier answers.",
+            format_func=lambda code: f"Country: {_locale_label(code)}",
+            label_visibility="collapsed",
+            width=220,
         )
 
 
@@ -636,10 +637,11 @@ def main() -> None:
     )
     sidebar(settings)
     st.title("Reconnect", anchor=False)
-    help_row(known_locales())
-    # The help banner goes here once a safety reply was shown; a direct child of the page,
-    # so CSS can keep it in view while the conversation scrolls.
+    # Help stays in view while the conversation scrolls (CSS makes this block sticky): the
+    # crisis line and the country first, then the banner of a safety reply once one is shown.
     top = st.container(key="sticky_help")
+    with top:
+        help_row(known_locales())
     if not ss.messages and not ss.pending:
         welcome()
     conversation(settings, loader, ss.locale)

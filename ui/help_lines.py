@@ -32,6 +32,7 @@ _TEXT = re.compile(rf"\btext ({_NUMBER})")
 _CALL = re.compile(rf"\bcall ({_NUMBER}(?:\s+or\s+{_NUMBER})*)")
 _BARE = re.compile(rf"^({_NUMBER}(?:\s+or\s+{_NUMBER})*)$")
 _CHAT = re.compile(r"\bchat at ([a-z0-9.-]+\.[a-z]{2,})", re.IGNORECASE)
+_ORDER = ("tel", "sms", "https", "http")
 _GROUPS = ("crisis", "crisis_text", "abuse", "emergency", "therapy")
 
 
@@ -84,7 +85,8 @@ def channels(res: Resource) -> list[Channel]:
             out.append(Channel(f"Website: {_domain(res.href)}", res.href))
         elif not out:
             out.append(Channel(res.contact, res.href))
-    return list(dict.fromkeys(out))
+    # Call first, then text, then the websites: the order people reach for them in.
+    return sorted(dict.fromkeys(out), key=lambda c: _ORDER.index(c.href.split(":")[0]))
 
 
 def _domain(url: str) -> str:

@@ -26,7 +26,7 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     p.add_argument("question", help="what's on your mind, in your own words")
     p.add_argument("--json", action="store_true", help="print one JSON object (text, route, "
-                   "mode, citations, resources, notice, timings)")
+                   "mode, act, citations, resources, notice, timings)")
     _common(p)
     p.set_defaults(func=cmd_ask)
 
@@ -36,6 +36,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="An interactive conversation; follow-ups use the earlier turns, which are "
         "kept in memory only. " + CHAT_HELP.replace("\n", " "),
     )
+    p.add_argument("--jsonl", action="store_true",
+                   help='read conversations as JSON lines {"id", "turns": [...], "locale"} on '
+                   'stdin; write {"id", "replies": [...]} per conversation')
     _common(p)
     p.set_defaults(func=cmd_chat)
 
@@ -59,8 +62,9 @@ def build_assistant(args: argparse.Namespace) -> Any:
     return Assistant.from_settings(settings)
 
 
-def print_extras(reply: Any, out: TextIO, *, sources: bool = True) -> None:
-    """After a reply: where it came from, the resources, and any notice."""
+def print_extras(reply: Any, out: TextIO, *, sources: bool = True,
+                 shown: set[tuple[str, str]] | None = None) -> None:
+    """After a reply: where it came from, new resources, and any notice."""
     if sources and reply.citations:
         seen = []
         for c in reply.citations:
@@ -68,34 +72,93 @@ def print_extras(reply: Any, out: TextIO, *, sources: bool = True) -> None:
                 seen.append(c.section_id)
         titles = {c.section_id: c.section_title for c in reply.citations}
         print("\nFrom the article: " + "; ".join(titles[s] for s in seen), file=out)
-    if reply.resources:
+    fresh = [r for r in reply.resources if (r.name, r.contact) not in (shown or set())]
+    if fresh:
         print("", file=out)
-        for r in reply.resources:
+        for r in fresh:
             print(f"  • {r.name}: {r.contact}", file=out)
     notes = [n for n in (reply.notice, reply.verification) if n]
     for n in notes:
         print(f"\n({n})", file=out)
 
 
+def render(text: str, out: TextIO) -> None:
+    """Print Markdown as clean terminal text: styled on a terminal, plain when piped."""
+    from rich.console import Console
+    from rich.markdown import Markdown
+
+    tty = out.isatty()
+    console = Console(file=out, force_terminal=tty, no_color=not tty, highlight=False,
+                      width=None if tty else 100)
+    console.print(Markdown(text))
+
+
 def stream_reply(assistant: Any, message: str, history: list[dict], locale: str | None,
                  out: TextIO) -> Any:
-    """Print the reply as it streams; if checking changed it, print the checked version."""
-    from ..assistant import Final, TextDelta
+    """Print the reply once it is final, as clean text (no raw Markdown)."""
+    from ..assistant import Final
 
-    streamed: list[str] = []
     reply = None
     for event in assistant.stream(message, history, locale=locale):
         if isinstance(event, Final):
             reply = event.reply
-        elif isinstance(event, TextDelta):
-            streamed.append(event.text)
-            out.write(event.text)
-            out.flush()
-    out.write("\n")
-    if reply is not None and "".join(streamed).strip() != reply.text.strip():
-        print("\n— checked against the article, the answer is:\n", file=out)
-        print(reply.text, file=out)
+    if reply is not None:
+        render(reply.text, out)
     return reply
+
+
+def reply_dict(reply: Any) -> dict[str, Any]:
+    """One reply in the `chat --jsonl` shape (DESIGN.md)."""
+    d = reply.to_dict()
+    return {k: d[k] for k in ("text", "route", "mode", "act", "citations", "resources")}
+
+
+def run_conversation(assistant: Any, turns: list[str], locale: str | None) -> list[dict]:
+    """Answer each turn with the history before it, as the page and `chat` do."""
+    history: list[dict] = []
+    replies = []
+    for message in turns:
+        reply = assistant.respond(message, history, locale=locale)
+        replies.append(reply_dict(reply))
+        history += [
+            {"role": "user", "content": message},
+            {"role": "assistant", "content": reply.text, "route": reply.route},
+        ]
+    return replies
+
+
+def _conversation(line: str) -> tuple[Any, list[str], str | None]:
+    """Parse one input line: (id, turns, locale); QueryError when it is not one."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError as exc:
+        raise QueryError(f"not JSON ({exc.msg})") from exc
+    if not isinstance(row, dict):
+        raise QueryError("each line must be a JSON object")
+    turns = row.get("turns")
+    if not isinstance(turns, list) or not turns or not all(isinstance(t, str) for t in turns):
+        raise QueryError('"turns" must be a non-empty list of messages')
+    locale = row.get("locale")
+    return row.get("id"), turns, locale if isinstance(locale, str) else None
+
+
+def cmd_chat_jsonl(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
+    """Conversations in, one line of replies per conversation out; bad lines get an error."""
+    assistant = build_assistant(args)
+    failed = 0
+    for n, line in enumerate(stdin, 1):
+        if not line.strip():
+            continue
+        cid: Any = None
+        try:
+            cid, turns, locale = _conversation(line)
+            result = {"id": cid, "replies": run_conversation(assistant, turns,
+                                                             locale or args.locale)}
+        except QueryError as exc:
+            failed += 1
+            result = {"id": cid, "line": n, "error": str(exc)}
+        print(json.dumps(result, ensure_ascii=False), file=out, flush=True)
+    return 1 if failed else 0
 
 
 def cmd_ask(args: argparse.Namespace) -> int:
@@ -113,6 +176,8 @@ def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None,
              out: TextIO | None = None) -> int:
     stdin = stdin or sys.stdin
     out = out or sys.stdout
+    if getattr(args, "jsonl", False):
+        return cmd_chat_jsonl(args, stdin, out)
     interactive = stdin.isatty()
     assistant = build_assistant(args)
     mode = "with a language model" if assistant.llm is not None else "offline"
@@ -120,6 +185,7 @@ def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None,
           file=out)
     print(CHAT_HELP, file=out)
     history: list[dict] = []
+    shown: set[tuple[str, str]] = set()  # resources already listed in this conversation
     last = None
     while True:
         if interactive:
@@ -139,7 +205,7 @@ def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None,
             print(CHAT_HELP, file=out)
             continue
         if command == "/reset":
-            history, last = [], None
+            history, last, shown = [], None, set()
             print("(Started over: the earlier conversation is forgotten.)", file=out)
             continue
         if command == "/sources":
@@ -154,7 +220,10 @@ def cmd_chat(args: argparse.Namespace, stdin: TextIO | None = None,
         except QueryError as exc:
             print(f"error: {exc}", file=out)
             continue
-        print_extras(reply, out, sources=False)
+        # Safety lines are listed every time; other resources once per conversation.
+        keep = reply.route in ("crisis", "abuse")
+        print_extras(reply, out, sources=False, shown=None if keep else shown)
+        shown |= {(r.name, r.contact) for r in reply.resources}
         last = reply
         history += [
             {"role": "user", "content": message},
