@@ -5,7 +5,7 @@ BIN    := $(VENV)/bin
 export HF_HUB_OFFLINE := 1
 export TRANSFORMERS_OFFLINE := 1
 
-.PHONY: install run chat test lint eval bench browser clean
+.PHONY: install run chat test typecheck lint eval bench browser clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -28,10 +28,13 @@ chat: install  ## the same assistant in the terminal
 browser:  ## Chromium for the end-to-end test (Debian packages)
 	@bash scripts/ensure-browser
 
-test: install browser  ## the whole suite, real servers and browser included
+test: install browser typecheck  ## types, then the whole suite, real servers and browser included
 	$(BIN)/pytest
 
-lint: install
+typecheck: install  ## mypy over assistant/ and ui/ (configured in pyproject.toml)
+	$(BIN)/mypy
+
+lint: install  ## ruff, with a complexity limit (max-complexity in pyproject.toml)
 	$(BIN)/ruff check assistant ui evals tests
 
 eval: install  ## quality metrics
@@ -43,4 +46,4 @@ bench: install  ## speed figures (medians and p95)
 	$(BIN)/python -m evals bench all
 
 clean:
-	rm -rf $(VENV) .pytest_cache artifacts evals/results
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache artifacts evals/results

@@ -94,7 +94,7 @@ class Settings(BaseSettings):
     # Triage (issue 3): the optional LLM second opinion may only raise a route
     triage_llm: bool = Field(default=True, validation_alias=_env("RECONNECT_TRIAGE_LLM"))
     triage_llm_timeout: float = Field(
-        default=4.0, gt=0, le=30, validation_alias=_env("RECONNECT_TRIAGE_LLM_TIMEOUT")
+        default=2.0, gt=0, le=30, validation_alias=_env("RECONNECT_TRIAGE_LLM_TIMEOUT")
     )
 
     @field_validator("locale")
@@ -142,3 +142,6 @@ class Settings(BaseSettings):
 def get_settings(**overrides: object) -> Settings:
     """Build settings from the environment, with explicit overrides (tests use these)."""
     return Settings(**overrides)  # type: ignore[arg-type]
+
+
+__all__ = ["Settings", "get_settings"]

@@ -340,3 +340,22 @@ def find_verbatim(quote: str, articles: Iterable[Article]) -> tuple[str, int] | 
         if i >= 0:
             return a.slug, i
     return None
+
+
+__all__ = [
+    "Article",
+    "Chunk",
+    "Section",
+    "approx_tokens",
+    "chunk_article",
+    "chunk_corpus",
+    "clean_plain_article",
+    "corpus_fingerprint",
+    "find_verbatim",
+    "load_corpus",
+    "parse_article",
+    "read_article",
+    "slugify",
+    "split_sentences",
+    "trim_spans",
+]

@@ -301,7 +301,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
                   r"\b(recap|summary) of (my|what i|our convo|our conversation|this conversation)",
                   r"\bcan you (recap|summari[sz]e) (my|our|this|the conversation)",
                   r"\b(recap|sum (it|that|this) up) (please|for me)\b.{0,20}(i|my)\b",
-                  r"^recap( please)?[.!?]*$")),
+                  r"^(recap|sum (it )?up|summary|summarise|summarize)( please| pls)?[.!?]*$")),
     ("article_source", _rx(r"\bwho (wrote|writes|authored|is the author|made|published)\b"
                            r"(?!.{0,15}\byou\b)",
                            r"\b(author|writer)s?\b(?!.{0,20}\bhim\b)",
@@ -325,6 +325,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
                              r"\bwhat does (the|this) article say\??$",
                              r"\bwhat (are|were) the tips\b", r"^(the )?tips\??$",
                              r"\bmain (points|ideas|tips)\b", r"\bhow many tips\b",
+                             r"\b(the|whole|full|entire) list\b",
                              r"\bshow me (the|all the) tips\b", r"\bwhat tips\b.{0,20}\bhave\b")),
     ("article_topic", _rx(r"\bwhat (does|did) (it|the article|the piece|this article|the text) "
                           r"(say|said|suggest|recommend|mention)\b.{0,10}\b(about|on|for|"
@@ -443,6 +444,8 @@ def _tiny_act(text: str, state: ConversationState) -> str | None:
     thanks, bye = _THANKS.search(text), _GOODBYE.search(text)
     rest = _strip(_strip(_strip(text, _THANKS), _GOODBYE), _GREETING)
     rest_words = [w for w in _words(rest) if w.lower() not in _FILLER]
+    if bye and bye.start() == 0 and len(words) <= SHORT:  # "gotta go, kids are up"
+        return "goodbye"
     if not rest_words or (len(rest_words) <= 3 and not _SITUATION_HINT.search(rest)):
         if bye:
             return "goodbye"
@@ -450,10 +453,10 @@ def _tiny_act(text: str, state: ConversationState) -> str | None:
             return "thanks"
         if _GREETING.match(text.strip()):
             return "greeting"
-    if state.last_question and len(words) <= SHORT + 4 and _ANSWER.match(text.strip()) \
-            and not text.rstrip().endswith("?"):
-        return "answer"
-    if not state.turns and len(words) <= 3 and _ANSWER.match(text.strip()):
+    if not _ANSWER.match(text.strip()) or text.rstrip().endswith("?"):
+        return None
+    # A bare "maybe" answers whatever came before; a longer one needs a question before it.
+    if len(words) <= 3 or (state.last_question and len(words) <= SHORT + 4):
         return "answer"
     return None
 
@@ -475,11 +478,11 @@ def pattern_act(text: str, state: ConversationState) -> str | None:
         if rx.search(text) and (act not in ("privacy", "memory", "about_assistant")
                                 or len(_words(text)) <= 20):
             return act
+    if _CORRECTION.search(text) and len(_words(text)) <= 20:
+        return "correction"
     tiny = _tiny_act(text, state)
     if tiny:
         return tiny
-    if _CORRECTION.search(text) and len(_words(text)) <= 20:
-        return "correction"
     if _OBJECTION.search(text) and len(_words(text)) <= 30:
         return "objection"
     return None
@@ -517,6 +520,17 @@ class ActDetector:
         if label == "answer" and not state.last_question:
             return "situation"
         return label
+
+
+_TOPIC_FRAME = re.compile(
+    r"^.*?\b(?:say|says|said|mention|mentions|talk|talks|cover|covers|suggest|recommend|"
+    r"anything|something|take|advice|view)\b(?:\s+(?:anything|something))?\s*"
+    r"(?:about|on|for|regarding|re)?\s*", re.I)
+
+
+def topic_of(text: str) -> str:
+    """The subject of 'what does it say about X': X (the whole text if there is no frame)."""
+    return _TOPIC_FRAME.sub("", text).strip(" ?.!") or text
 
 
 def tip_reference(text: str, state: ConversationState, tips: Sequence[str]) -> list[str]:
@@ -563,4 +577,5 @@ __all__ = [
     "pattern_act",
     "themes_in",
     "tip_reference",
+    "topic_of",
 ]

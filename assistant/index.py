@@ -22,6 +22,8 @@ from .errors import ConfigError, ModelError, StoreError
 MODEL_SHA256 = "53aa51172d142c89d9012cce15ae4d6cc0ca6895895114379cacb4fab128d9db"
 LOCAL_MODEL_NAME = "sentence-transformers/all-MiniLM-L6-v2"
 INDEX_SCHEMA = "3"
+# One record of the collection: (id, text to embed, document, metadata).
+Record = tuple[str, str, str, dict[str, str | int]]
 
 
 # ---------------------------------------------------------------- embeddings
@@ -332,20 +334,22 @@ class VectorIndex:
         self._collection = None  # the served collection is the one just renamed into place
         self._prune()
 
-    def records(self) -> list[tuple[str, str, str, dict]]:
+    def records(self) -> list[Record]:
         """What goes into the collection: (id, text to embed, document, metadata).
 
         Chunks (kind "chunk") are what answers quote; search keys (kind "key") only point
         at their section, so questions in everyday words find it.
         """
-        out = [
+        out: list[Record] = [
             (c.chunk_id, c.embedding_text(), c.text, {**c.metadata(), "kind": "chunk"})
             for c in self.chunks
         ]
         for a in self.articles:
             for sid, keys in a.keys.items():
                 for i, key in enumerate(keys):
-                    meta = {"kind": "key", "article": a.slug, "section_id": sid}
+                    meta: dict[str, str | int] = {
+                        "kind": "key", "article": a.slug, "section_id": sid,
+                    }
                     out.append((f"{a.slug}:{sid}:key:{i}", key, key, meta))
         return out
 
@@ -402,3 +406,17 @@ class VectorIndex:
             ) from exc
         # Chroma returns cosine distance; similarity = 1 - distance.
         return [(rid, 1.0 - float(d)) for rid, d in zip(res["ids"][0], res["distances"][0])]
+
+
+__all__ = [
+    "LOCAL_MODEL_NAME",
+    "MODEL_SHA256",
+    "Embedder",
+    "IndexState",
+    "Record",
+    "VectorIndex",
+    "load_embedder",
+    "local_model_dir",
+    "sha256_file",
+    "verify_model",
+]

@@ -1,4 +1,4 @@
-"""Crisis, abuse and therapy resources by locale, read from a data file with sources."""
+"""Crisis, abuse, harm-doer and therapy resources by locale, from a data file with sources."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ class LocaleResources:
     abuse: list[Resource] = field(default_factory=list)
     emergency: list[Resource] = field(default_factory=list)
     therapy: list[Resource] = field(default_factory=list)
+    harm_doer: list[Resource] = field(default_factory=list)  # for people who want to stop
 
     @property
     def emergency_number(self) -> str:
@@ -91,6 +92,7 @@ def resources_for(locale: str | None) -> LocaleResources:
         abuse=[_resource(e) for e in entry["abuse"]],
         emergency=[_resource(e) for e in entry["emergency"]],
         therapy=[_resource(directories[name]) for name in entry["therapy"]],
+        harm_doer=[_resource(e) for e in entry["harm_doer"]],
     )
 
 

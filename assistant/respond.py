@@ -586,12 +586,13 @@ class OfflineResponder:
         if coverage == "partial" and picks:
             paras.append(r["not_covered"]["partial_theme" if theme else "partial"])
             paras.append(self.tip_line(picks[0]))
+            paras.append(r["not_covered"]["invite_one"])
         else:
             picks = []
             if not theme:
                 paras.append(r["not_covered"]["plain"])
             paras.append(r["not_covered"]["offer"].format(sections=self.offer(limits)))
-        paras.append(r["not_covered"]["invite"])
+            paras.append(r["not_covered"]["invite"])
         return Composed(join(paras), self.citations(picks), False, fit)
 
     def _covered(self, message: str, route: str, passages: Sequence[Any], sims: np.ndarray,
@@ -599,7 +600,7 @@ class OfflineResponder:
                  ) -> Composed:
         """Acknowledge, say what the article offers for the theme, quote, close."""
         r = self.replies
-        chosen = self.choose(passages, sims, state, limits, route)
+        chosen = self.choose(passages, sims, state, limits, route, by_rank=topic)
         head = state.fresh(r["acts"]["topic_lead"], message) if topic else \
             self.acknowledge(message, route, state)
         coverage = next((t.coverage for t in state.current_themes if t.coverage), "")
@@ -639,9 +640,19 @@ class OfflineResponder:
         return [Citation("intro", self.bank.titles["intro"], m.group(1))]
 
     def choose(self, passages: Sequence[Any], sims: np.ndarray, state: ConversationState,
-               limits: Limits, route: str) -> list[Pick]:
-        """The tips to quote: best fit to the question and the situation, none repeated."""
+               limits: Limits, route: str, by_rank: bool = False) -> list[Pick]:
+        """The tips to quote: best fit to the question and the situation, none repeated.
+
+        `by_rank` leads with the search's first section: a question about what the article
+        says names its subject, and the search finds it better than sentence similarity.
+        """
         picks = self._candidates(passages, sims, state, limits, route)
+        rank = {sid: n for n, sid in enumerate(dict.fromkeys(p.chunk.section_id
+                                                             for p in passages))}
+        if by_rank and picks:
+            lead = min(picks, key=lambda p: rank.get(p.section_id, 99))
+            picks = [lead] + [p for p in picks if p is not lead]
+            lead.score = max(p.score for p in picks)
         limit = 1 if route == "therapy" else 3  # therapy adds its own block
         chosen: list[Pick] = []
         for p in picks:

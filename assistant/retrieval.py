@@ -1,4 +1,4 @@
-"""Retrieval: dense search (Chroma), optionally fused with BM25 (bm25s), as a LangChain retriever."""
+"""Retrieval: dense search (Chroma), optionally fused with BM25 (bm25s); a LangChain retriever."""
 
 from __future__ import annotations
 
@@ -299,7 +299,8 @@ def diversify(passages: list[Passage], k: int, per_section: int = 1) -> list[Pas
     A section's second chunk (often overlapping the first) is held back behind the best
     chunk of every other section, then used only if k is not yet filled.
     """
-    first, held = [], []
+    first: list[Passage] = []
+    held: list[Passage] = []
     seen: Counter[str] = Counter()
     for p in passages:
         key = f"{p.chunk.article}#{p.section_id}"

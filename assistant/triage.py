@@ -25,6 +25,7 @@ import tomllib
 import unicodedata
 from bisect import bisect_right
 from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
 from importlib import resources as _pkg
@@ -361,7 +362,7 @@ class _Verdict:
     words: int
     topic: float
     offtopic: int
-    families: frozenset[str] = frozenset()  # every family that fired, past or present
+    families: frozenset[str] = frozenset()  # families that counted (not told as past)
     distress: int = 0
 
 
@@ -525,7 +526,8 @@ class RuleEngine:
         if injection:
             reasons.append("prompt injection ignored")
         v = _Verdict("advice", scores, reasons, flags, injection, len(_TOKEN.findall(norm)),
-                     0.0, 0, frozenset(best) | frozenset(weak_names))
+                     0.0, 0, frozenset(n for n, h in best.items() if not h.past)
+                     | frozenset(weak_names))
         return self._route(v, norm, masked_idioms, notes)
 
     def _route(self, v: _Verdict, norm: str, masked_idioms: int, notes: set[str]) -> _Verdict:
@@ -695,6 +697,7 @@ class Triage:
         self.encoder = encoder if encoder is not None else (semantic.embedder if semantic else None)
         # history turns are re-read every turn: remember recent verdicts (in memory only)
         self._verdict = lru_cache(maxsize=256)(self.engine.verdict)
+        self._llm = _llm_client(settings)  # made here: the first message must not wait for it
 
     def rules_route(self, message: str) -> str:
         """The rules' route alone: no embedding, no history (about a millisecond)."""
@@ -713,7 +716,8 @@ class Triage:
         if self.encoder is not None and (message or "").strip():
             route, confidence = self._learned(v, route, confidence, message, embedding, reasons)
 
-        return self._conversation(message or "", v, route, confidence, reasons, history)
+        result = self._conversation(message or "", v, route, confidence, reasons, history)
+        return self.escalate_with_llm(result, message or "", history)
 
     def _conversation(self, message: str, v: _Verdict, route: str, confidence: float,
                       reasons: list[str], history: Sequence[str] | None) -> TriageResult:
@@ -735,11 +739,16 @@ class Triage:
         held = self._safety_mode(verdicts)
         if held and SEVERITY[route] < SEVERITY[held] and (
             self.engine.followup(held, message)
-            or not (_about_the_relationship(v, route) or v.route == "off_topic")
+            or not (_about_the_relationship(v, route) or v.offtopic or v.injection)
         ):
             route, confidence = held, max(confidence, 0.75)
             reasons.append(f"follow-up to an earlier {held} turn: stays with safety")
             flags.append("safety_followup")
+        if route == "off_topic" and v.offtopic == 0 and v.words <= FOLLOWUP_MAX_WORDS and any(
+            hv.route != "off_topic" for hv in verdicts[-FOLLOWUP_TURNS:]
+        ):
+            route = "advice"  # "ok, how do I bring it up at dinner" continues the conversation
+            reasons.append("follow-up in a relationship conversation")
         if route in SAFETY:
             sticky = _most_severe(sticky, route)
         elif sticky:
@@ -853,22 +862,20 @@ class Triage:
                           history: Sequence[str] | None = None) -> TriageResult:
         """Ask the configured LLM for a second opinion; it may raise the route, never lower it.
 
-        Returns `result` unchanged when no LLM is configured, on any failure or timeout,
-        or when the route is already crisis. Never call this before showing a crisis reply.
+        Skipped when no LLM is configured or RECONNECT_TRIAGE_LLM is off, and when the route
+        is already crisis, so a crisis reply never waits for it. Any failure, or no answer
+        within RECONNECT_TRIAGE_LLM_TIMEOUT, keeps `result`.
         """
-        s = self.settings
-        if s is None or not getattr(s, "llm_enabled", False) or result.route == "crisis":
+        if self._llm is None or result.route == "crisis":
             return result
-        if not getattr(s, "triage_llm", True):
-            return result
-        route = llm_route(s, message, history or [])
+        turns = [h for h in (history or []) if isinstance(h, str)]
+        route = llm_route(self._llm, self.settings, message, turns)
         if route is None or SEVERITY[route] <= SEVERITY[result.route]:
             return result
-        sticky = result.sticky_route
-        if route in SAFETY:
-            sticky = "crisis" if "crisis" in (sticky, route) else route
+        sticky = _most_severe(result.sticky_route, route if route in SAFETY else None)
+        flags = (*result.flags, route) if route in SAFETY else result.flags
         return TriageResult(route, max(result.confidence, 0.7),
-                            [*result.reasons, f"llm: raised to {route}"], sticky, result.flags)
+                            [*result.reasons, f"llm: raised to {route}"], sticky, flags)
 
 
 def _most_severe(a: str | None, b: str | None) -> str | None:
@@ -906,31 +913,50 @@ _LLM_SYSTEM = (
 )
 
 
-def llm_route(settings: Any, message: str, history: Sequence[str]) -> str | None:
-    """One short LLM call; the label, or None on any failure (never raises)."""
+def llm_route(client: Any, settings: Any, message: str, history: Sequence[str]) -> str | None:
+    """One short LLM call with a hard deadline; the label, or None on any failure or timeout."""
+    deadline = float(settings.triage_llm_timeout)
+    future = _llm_pool().submit(_ask_llm, client, settings.llm_model, message, history)
     try:
-        from openai import OpenAI
-
-        key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none"
-        client = OpenAI(api_key=key, base_url=settings.openai_base_url,
-                        timeout=float(getattr(settings, "triage_llm_timeout", 4.0)),
-                        max_retries=0)
-        context = "\n".join(f"- {h[:500]}" for h in list(history)[-3:])
-        user = f"Earlier messages:\n{context}\n\n" if context else ""
-        user += f"Last message:\n{message}"
-        reply = client.chat.completions.create(
-            model=settings.llm_model,
-            messages=[{"role": "system", "content": _LLM_SYSTEM},
-                      {"role": "user", "content": user[:6000]}],
-            temperature=0,
-            max_tokens=20,
-        )
-        text = (reply.choices[0].message.content or "").lower()
+        text = future.result(timeout=deadline)
     except Exception as exc:  # noqa: BLE001 - the LLM is optional; any failure means "no opinion"
         log.info("triage LLM check skipped: %s", type(exc).__name__)
         return None
-    m = re.search(r"\b(crisis|abuse|therapy|advice|off_topic)\b", text)
+    m = re.search(r"\b(crisis|abuse|therapy|advice|off_topic)\b", text.lower())
     return m.group(1) if m else None
+
+
+def _llm_client(settings: Any) -> Any:
+    """The OpenAI-compatible client for the second opinion, or None when it is not wanted."""
+    if settings is None or not getattr(settings, "llm_enabled", False) or not getattr(
+            settings, "triage_llm", True):
+        return None
+    from openai import OpenAI
+
+    key = settings.openai_api_key.get_secret_value() if settings.openai_api_key else "none"
+    return OpenAI(api_key=key, base_url=settings.openai_base_url,
+                  timeout=float(settings.triage_llm_timeout), max_retries=0)
+
+
+@cache
+def _llm_pool() -> ThreadPoolExecutor:
+    # the client's own timeout bounds each request; the pool bounds the wait for it
+    return ThreadPoolExecutor(max_workers=4, thread_name_prefix="triage-llm")
+
+
+def _ask_llm(client: Any, model: str, message: str, history: Sequence[str]) -> str:
+    """The raw answer of the classification call (raises on any failure)."""
+    context = "\n".join(f"- {h[:500]}" for h in list(history)[-3:])
+    user = f"Earlier messages:\n{context}\n\n" if context else ""
+    user += f"Last message:\n{message}"
+    reply = client.chat.completions.create(
+        model=model,
+        messages=[{"role": "system", "content": _LLM_SYSTEM},
+                  {"role": "user", "content": user[:6000]}],
+        temperature=0,
+        max_tokens=20,
+    )
+    return reply.choices[0].message.content or ""
 
 
 # ---------------------------------------------------------------- factory

@@ -221,6 +221,12 @@ def strip_citations(text: str) -> str:
     return CITE_MARKER.sub("", text).strip()
 
 
+def _plain(text: str) -> str:
+    """The sentence's own words: no [n] markers, list number, bullet or emphasis marks."""
+    bare = strip_citations(text).strip("*_#>-• \t")
+    return _LIST_ITEM.sub("", bare).strip("*_#>-• \t")
+
+
 def shingles(text: str, n: int = _ECHO_N) -> set[tuple[str, ...]]:
     """Lower-cased word n-grams of a text."""
     words = [w.lower() for w in _TOKENS.findall(text)]
@@ -285,7 +291,7 @@ class Verifier:
         spans = split_answer(partial_answer)[:-1]  # the last may be unfinished
         done = 0
         for s, e in spans[-8:]:  # a looping model: only the newest sentences are new
-            text = _without_names(strip_citations(partial_answer[s:e]))
+            text = _without_names(_plain(partial_answer[s:e]))
             if text and text not in self._warm:
                 self._warm[text] = self.embedder.embed_query(text)
                 done += 1
@@ -352,7 +358,7 @@ class Verifier:
                 to_embed.append(k)
 
         if to_embed:
-            texts = [_without_names(strip_citations(checks[k].text)) for k in to_embed]
+            texts = [_without_names(_plain(checks[k].text)) for k in to_embed]
             vecs = np.asarray(self._embed(texts), dtype=np.float32)
             for k, vec in zip(to_embed, vecs, strict=True):
                 self._support(checks[k], vec, ctx)
@@ -438,8 +444,7 @@ class Verifier:
 
     def _classify(self, c: SentenceCheck, ctx: _Context) -> bool:
         """Check what needs no passage (framing, questions, leads); True if it is a claim."""
-        bare = strip_citations(c.text).strip("*_#>-• ").strip()
-        bare = _LIST_ITEM.sub("", bare).strip()
+        bare = _plain(c.text)
         if bare.endswith(("?", "？")):
             c.kind = "question"
         elif bare.endswith(":") and len(bare.split()) <= 12:
@@ -483,7 +488,7 @@ class Verifier:
             c.recited, c.cited = best_p, [best_p]
         # Names ("Anchor Light Therapy", "Lisa Firestone") don't vouch for a claim: an
         # invented claim about a real source shares them. Overlap counts other words only.
-        plain = strip_citations(c.text)
+        plain = _plain(c.text)
         names = {w for n in _NAME.findall(plain) for w in content_words(n)}
         words = [w for w in content_words(plain) if w not in names]
         overlap = (
@@ -575,12 +580,14 @@ def _rebuild(answer: str, spans: list[tuple[int, int]], checks: list[SentenceChe
     pos = 0
     for k, ((s, e), c) in enumerate(zip(spans, checks, strict=True)):
         out.append(answer[pos:s])
-        if c.ok and c.kind != "empty":
-            out.append(fixed.get(k, answer[s:e]))
+        # A removed sentence leaves a mark, so a line left with only marks goes too
+        # (rather than leaving a gap in a list).
+        out.append(fixed.get(k, answer[s:e]) if c.ok and c.kind != "empty" else "\x00")
         pos = e
     out.append(answer[pos:])
     text = _TEMPLATE_TOKEN.sub("", "".join(out))
-    text = _renumber(text)
+    text = re.sub(r"^[ \t\x00]*\x00[ \t\x00]*(?:\n|$)", "", text, flags=re.MULTILINE)
+    text = _renumber(text.replace("\x00", ""))
     text = re.sub(r"[ \t]+\n", "\n", text)
     text = re.sub(r"\n{3,}", "\n\n", text)
     text = re.sub(r"[ \t]{2,}", " ", text)

@@ -1,4 +1,4 @@
-"""Speed benchmarks: `python -m evals bench {retrieval,triage,answers,ui,all}`."""
+"""Speed benchmarks: `python -m evals bench {retrieval,triage,answers,bounds,ui,all}`."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import importlib
 import sys
 from collections.abc import Sequence
 
-PARTS = ("retrieval", "triage", "answers", "ui")
+PARTS = ("retrieval", "triage", "answers", "bounds", "ui")
 
 
 def main(argv: Sequence[str] | None = None) -> int:

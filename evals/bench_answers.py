@@ -39,9 +39,7 @@ TARGET_FIRST_TEXT_MS = 100.0
 def _forget_queries(assistant: Any) -> None:
     # The embedder caches query vectors; a benchmark of repeated questions would
     # otherwise measure the cache, not the turn.
-    cache = getattr(assistant.embedder, "_cache", None)
-    if cache is not None:
-        cache.clear()
+    assistant.embedder.cache_clear()
 
 
 def bench_offline(assistant: Any, questions: list[str], rounds: int) -> dict:

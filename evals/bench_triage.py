@@ -3,7 +3,7 @@
     python -m evals bench triage [--repeat N] [--rules-only]
 
 Timed (medians and p95, milliseconds):
-  rules                 the rules layer alone (no model), authored messages
+  rules                 the rules layer alone (no model), authored messages (target p95 <= 20 ms)
   rules, long           the rules layer on the long red-team posts (over 100 words)
   model, <=100 words    rules + trained classifier with the turn's shared query embedding
                         passed in: the cost beyond that embedding (target p95 <= 25 ms)
@@ -27,7 +27,8 @@ from collections.abc import Sequence
 from .common import quiet_model_logs, summarize_ms, table, write_results
 from .triage import REDTEAM, load_set
 
-TARGETS = {"model, <=100 words": 25.0, "model, 500 words": 80.0}
+# "rules": the rules layer alone (a unit test asserted this until issue 11 moved it here).
+TARGETS = {"rules": 20.0, "model, <=100 words": 25.0, "model, 500 words": 80.0}
 TARGET_PER_SECOND = 30.0
 TARGET_MEMORY_MB = 300.0
 LONG_WORDS = 100  # a red-team row longer than this is timed in the long-post group

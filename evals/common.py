@@ -11,6 +11,9 @@ from pathlib import Path
 EVALS = Path(__file__).resolve().parent
 DATA = EVALS / "data"
 RESULTS = EVALS / "results"
+# Copies of public data sets, with origin and licence (evals/data/public/README.md).
+PUBLIC = DATA / "public"
+# The originals, beside the repo: only `train-triage --prepare` reads them, to rebuild PUBLIC.
 SHARED_EVALDATA = EVALS.parent.parent / "shared" / "evaldata"
 
 

@@ -31,6 +31,8 @@ _IT = re.compile(r"\bit (suggests|says|recommends|offers|advises)\b", re.I)
 _WRONG = {"he": re.compile(r"\b(she|her|hers|them|their)\b", re.I),
           "she": re.compile(r"\b(he|him|his|them|their)\b", re.I)}
 _TITLE = re.compile(r"\*\*[^*]+\*\*")
+# The article's words are quoted in straight quotes (its own quotation marks are curly).
+_ARTICLE_QUOTE = re.compile(r"\"[^\"\n]+\"")
 
 
 def load_set(name: str) -> tuple[list[dict], list[dict]]:
@@ -72,7 +74,7 @@ class _AdviceTriage:
 
 def own_words(text: str) -> str:
     """The reply without quotes and tip titles: what the assistant wrote itself."""
-    return _TITLE.sub(" ", _QUOTED.sub(" ", text))
+    return _TITLE.sub(" ", _ARTICLE_QUOTE.sub(" ", text))
 
 
 def echo(reply: str, message: str, corpus: str) -> list[str]:

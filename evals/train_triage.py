@@ -180,12 +180,17 @@ def _recall(gold: Sequence[str], hit: Sequence[bool], kind: str) -> float:
     return sum(pos) / len(pos) if pos else 1.0
 
 
-def _pick(scores: np.ndarray, gold: list[str], kind: str) -> float:
-    """The threshold for `kind`: crisis recall first, within the escalation cap."""
+def _pick(scores: np.ndarray, gold: list[str], kind: str, base: np.ndarray,
+          cap: float) -> float:
+    """The threshold for `kind`: recall first, within the cap on harmless rows escalated.
+
+    `base` marks rows already caught by an earlier rule (crisis before abuse, the whole
+    message before its windows); recall and escalation count them too.
+    """
     best = 0.99
     for t in np.round(np.arange(0.99, 0.04, -0.01), 2):
-        hit = [s >= t for s in scores]
-        if _escalated(gold, hit) > ESCALATION_CAP[kind]:
+        hit = base | (scores >= t)
+        if _escalated(gold, hit) > cap:
             break
         best = float(t)
         if _recall(gold, hit, kind) >= RECALL_GOAL[kind]:
@@ -196,24 +201,29 @@ def _pick(scores: np.ndarray, gold: list[str], kind: str) -> float:
 def calibrate(kind: str, weights, rows: list[dict], whole: np.ndarray,
               parts: list[np.ndarray]) -> dict[str, float]:
     """Choose the thresholds on dev: whole-message ones first, then the window ones."""
-    probe = _model(kind, weights, {k: 1.01 for k in (
-        "crisis", "abuse", "crisis_window", "abuse_window", "off_topic")})
+    probe = _probe(kind, weights)
     p = probe.probabilities(whole)
     gold = [r["route"] for r in rows]
+    # abuse routed crisis is caught: for abuse, crisis rows count as positives too
+    as_abuse = ["abuse" if g in SAFETY else g for g in gold]
+    none = np.zeros(len(rows), dtype=bool)
+    cap_c, cap_all = ESCALATION_CAP["crisis"], sum(ESCALATION_CAP.values())
     t: dict[str, float] = {}
-    for i, k in enumerate(ROUTES[:2]):
-        # abuse routed crisis is caught, so abuse's recall counts crisis-or-abuse scores
-        s = p[:, i] if k == "crisis" else np.maximum(p[:, 1], p[:, 0])
-        t[k] = _pick(s, gold if k == "crisis" else
-                     ["abuse" if g in SAFETY else g for g in gold], k)
-    long_rows = [i for i, w in enumerate(parts) if len(w)]
-    for i, k in enumerate(ROUTES[:2]):
-        w_scores = np.array([max(probe.probabilities(parts[j])[:, i].max(),
-                                 0 if p[j, i] >= t[k] else p[j, i]) for j in long_rows])
+    t["crisis"] = _pick(p[:, 0], gold, "crisis", none, cap_c)
+    crisis_hit = p[:, 0] >= t["crisis"]
+    t["abuse"] = _pick(p[:, 1], as_abuse, "abuse", crisis_hit, cap_all)
+    whole_hit = crisis_hit | (p[:, 1] >= t["abuse"])
+    long_rows = [j for j, w in enumerate(parts) if len(w)]
+    if long_rows:
+        wmax = np.stack([probe.probabilities(parts[j]).max(axis=0) for j in long_rows])
         lg = [gold[j] for j in long_rows]
-        if k == "abuse":
-            lg = ["abuse" if g in SAFETY else g for g in lg]
-        t[f"{k}_window"] = max(t[k], _pick(w_scores, lg, k)) if long_rows else t[k]
+        la = [as_abuse[j] for j in long_rows]
+        base = whole_hit[long_rows]
+        t["crisis_window"] = max(t["crisis"], _pick(wmax[:, 0], lg, "crisis", base, cap_c))
+        base = base | (wmax[:, 0] >= t["crisis_window"])
+        t["abuse_window"] = max(t["abuse"], _pick(wmax[:, 1], la, "abuse", base, cap_all))
+    else:
+        t["crisis_window"], t["abuse_window"] = t["crisis"], t["abuse"]
     # off_topic only on clear evidence: the lowest threshold with dev precision >= 0.97
     off = p[:, ROUTES.index("off_topic")]
     t["off_topic"] = 0.95

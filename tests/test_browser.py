@@ -1,7 +1,8 @@
 """End to end in a real headless Chromium against `streamlit run ui/app.py` on loopback.
 
-Screenshots go to artifacts/ (git-ignored). Without Chromium or Playwright the tests skip on a
-developer's machine and fail in CI (CI=true), so a broken CI image cannot pass silently.
+Screenshots go to artifacts/ (git-ignored). Without Chromium, Playwright or axe-core the tests
+skip on a developer's machine and fail in CI (CI=true), so a broken CI image cannot pass
+silently. Every test records the requests the page makes: none may leave the machine.
 """
 
 from __future__ import annotations
@@ -11,16 +12,25 @@ import re
 
 import pytest
 
-from evals.bench_ui import CHROMIUM, ask_in_browser, launch_chromium
+from assistant.testing.browser import (
+    AXE,
+    CHROMIUM,
+    NEUTRAL_SITE,
+    READY_MARKER,
+    ask_in_browser,
+    launch_chromium,
+    run_axe,
+)
+from assistant.testing.streamlit_server import StreamlitServer, server_env, server_workdir
 from tests.ui_helpers import ARTIFACTS, streamlit_server  # noqa: F401 - a fixture
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
 
-NEUTRAL_SITE = "https://www.weather.com/"
-# Starter prompts are drawn once the Assistant is loaded. (Streamlit keeps a hidden copy of
-# a button that has a tooltip, so locators filter on visibility.)
-READY = ".st-key-starters button"
 PHONE = {"width": 390, "height": 844}
+DESKTOP = {"width": 1280, "height": 900}
+CRISIS = "I don't want to be alive anymore"
+ADVICE = "we barely talk anymore, it feels like we're roommates"
+INTERACTIVE = "button, a[href], input, textarea, select, summary, [role=button], [role=combobox]"
 
 
 def _in_ci() -> bool:
@@ -31,6 +41,8 @@ def _require_browser() -> None:
     problems = []
     if not CHROMIUM.exists():
         problems.append(f"no Chromium at {CHROMIUM} (apt-get install chromium)")
+    if not AXE.exists():
+        problems.append(f"no axe-core at {AXE} (scripts/ensure-browser runs npm ci)")
     try:
         import playwright.sync_api  # noqa: F401
     except ImportError:
@@ -40,6 +52,12 @@ def _require_browser() -> None:
         if _in_ci():
             pytest.fail(f"browser test cannot run in CI: {message}", pytrace=False)
         pytest.skip(message)
+
+
+def _expect():
+    from playwright.sync_api import expect
+
+    return expect
 
 
 @pytest.fixture(scope="module")
@@ -55,36 +73,55 @@ def browser():
             b.close()
 
 
-@pytest.fixture
-def page(browser, streamlit_server):  # noqa: F811
-    ARTIFACTS.mkdir(exist_ok=True)
-    context = browser.new_context(viewport={"width": 1280, "height": 900})
+def open_page(browser, url: str, *, viewport=DESKTOP, scheme: str = "light", ready=True):
+    """A new tab on the chat page that records every request leaving the machine."""
+    context = browser.new_context(viewport=viewport, color_scheme=scheme)
     page = context.new_page()
     page.set_default_timeout(120_000)
-    page.outside = []  # every request that would leave the machine
-    page.on(
-        "request",
-        lambda r: None if r.url.startswith(streamlit_server.url) else page.outside.append(r.url),
-    )
+    page.outside = []
+    page.on("request", lambda r: None if r.url.startswith(url) else page.outside.append(r.url))
     # Nothing leaves the machine: the neutral site is answered locally.
     page.route(
         NEUTRAL_SITE + "**",
         lambda route: route.fulfill(body="<h1>Weather</h1>", content_type="text/html"),
     )
-    page.goto(streamlit_server.url)
+    page.goto(url)
+    if ready:
+        # Ready (the starters) or failed (the note): don't wait out the timeout on a failure.
+        page.locator(READY_MARKER).filter(visible=True).or_(page.locator(".rc-note")).first.wait_for(
+            timeout=300_000
+        )
+        if page.locator(".rc-note").count():
+            raise RuntimeError("the assistant could not start")
+    return page
+
+
+@pytest.fixture
+def page(browser, streamlit_server):  # noqa: F811
+    ARTIFACTS.mkdir(exist_ok=True)
     try:
-        page.locator(READY).filter(visible=True).first.wait_for(timeout=300_000)
+        page = open_page(browser, streamlit_server.url)
     except Exception:
-        shot(page, "0-not-ready")
         pytest.fail(f"the page never got ready; server log:\n{streamlit_server.log()}")
     try:
         yield page
     finally:
-        context.close()
+        page.context.close()
 
 
 def shot(page, name: str) -> None:
     page.screenshot(path=str(ARTIFACTS / f"browser-{name}.png"), full_page=True)
+
+
+def only_local(page) -> None:
+    assert [u for u in page.outside if not u.startswith(NEUTRAL_SITE)] == [], page.outside
+
+
+def hrefs(locator) -> list[str]:
+    return locator.locator("a[href]").evaluate_all("els => els.map(e => e.getAttribute('href'))")
+
+
+# --- answers, banners, a phone ------------------------------------------------------------------
 
 
 def test_answer_with_source_then_crisis_banner_then_phone_width(page):
@@ -92,59 +129,354 @@ def test_answer_with_source_then_crisis_banner_then_phone_width(page):
     shot(page, "1-welcome")
     messages = page.get_by_test_id("stChatMessage")
 
-    ask_in_browser(page, "we barely talk anymore, it feels like we're roommates")
+    ask_in_browser(page, ADVICE)
     answer = messages.nth(1)
     expect(answer).to_contain_text("“")  # the article is quoted
     source = answer.get_by_test_id("stExpander").first
     expect(source).to_contain_text("Source:")
     source.locator("summary").click()
-    expect(source.get_by_test_id("stExpanderDetails")).to_be_visible()
-    expect(source.locator("blockquote")).not_to_be_empty()
     expect(source.locator("blockquote")).to_be_visible()
     shot(page, "2-answer-with-source")
 
-    ask_in_browser(page, "I don't want to be alive anymore")
+    ask_in_browser(page, CRISIS)
     crisis = messages.nth(3)
-    expect(crisis.locator('a[href="tel:988"]').first).to_be_visible()
+    banner = crisis.locator(".rc-banner")
+    expect(banner.locator('a[href="tel:988"]')).to_be_visible()
+    expect(banner.locator('a[href="sms:741741?body=HOME"]')).to_be_visible()  # text: its own link
     expect(crisis.get_by_test_id("stExpander")).to_have_count(0)
     sticky = page.locator(".st-key-sticky_help")
-    expect(sticky.locator('a[href="tel:988"]')).to_be_visible()
+    expect(sticky.locator('.rc-sticky a[href="tel:988"]')).to_be_visible()
     shot(page, "3-crisis-banner")
 
     page.set_viewport_size(PHONE)
     box = page.get_by_test_id("stChatInputTextArea")
-    expect(box).to_be_visible()
     expect(box).to_be_in_viewport()
-    expect(page.get_by_role("button", name="Quick exit")).to_be_in_viewport()
-    expect(sticky.locator('a[href="tel:988"]')).to_be_in_viewport()
+    expect(page.locator("#rc-exit-button")).to_be_in_viewport()
+    expect(sticky.locator('.rc-sticky a[href="tel:988"]')).to_be_in_viewport()
     overflow = page.evaluate("() => document.documentElement.scrollWidth - window.innerWidth")
     assert overflow <= 0, "nothing is wider than a phone screen"
     ask_in_browser(page, "how can we spend more time together?")
     expect(messages).to_have_count(6)
-    expect(sticky.locator('a[href="tel:988"]')).to_be_in_viewport()  # stays while scrolling
+    expect(sticky.locator('.rc-sticky a[href="tel:988"]')).to_be_in_viewport()  # stays
+    expect(page.locator('.st-key-help_row a[href="tel:988"]')).to_be_in_viewport()
     page.screenshot(path=str(ARTIFACTS / "browser-4-phone-390px.png"))
-    assert page.outside == [], "no request leaves the machine: no telemetry, fonts or icons"
+    only_local(page)
 
 
-def test_quick_exit_clears_and_leaves_no_way_back(page, streamlit_server):  # noqa: F811
+def test_help_is_one_tap_away_on_a_phone_with_a_link_per_channel(browser, streamlit_server):  # noqa: F811
+    expect = _expect()
+    page = open_page(browser, streamlit_server.url, viewport=PHONE)
+    row = page.locator(".st-key-help_row")
+    expect(row.locator('a[href="tel:988"]')).to_be_in_viewport()
+    expect(row.locator('a[href="sms:988"]')).to_be_in_viewport()
+    expect(row.get_by_role("combobox")).to_be_in_viewport()
+    page.get_by_test_id("stExpandSidebarButton").click()
+    side = page.get_by_test_id("stSidebar")
+    links = hrefs(side)
+    for href in ("tel:+18007997233", "sms:88788?body=START", "https://thehotline.org/",
+                 "sms:741741?body=HOME", "tel:911"):
+        assert href in links, href
+    page.context.close()
+
+
+# --- nothing sent is lost ---------------------------------------------------------------------
+
+
+def test_input_is_held_while_answering_and_answers_come_in_order(page):
+    expect = _expect()
+    messages = page.get_by_test_id("stChatMessage")
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill("first: we argue about chores every evening")
+    box.press("Enter")
+    # At once: the person's bubble and a thinking indicator; the input can't take a message
+    # into the void while the answer is written.
+    expect(messages.nth(0)).to_contain_text("first: we argue")
+    expect(messages.nth(1).locator(".rc-thinking")).to_be_visible()
+    expect(box).to_be_disabled()
+    messages.nth(1).locator("[data-rc-done]").wait_for(state="attached")
+    expect(box).to_be_enabled()
+    ask_in_browser(page, "second: how do we talk about it calmly?")
+    expect(messages).to_have_count(4)
+    said = messages.all_inner_texts()
+    assert said[0].strip().endswith("first: we argue about chores every evening")
+    assert said[2].strip().endswith("second: how do we talk about it calmly?")
+    assert all(len(t) > 40 for t in (said[1], said[3])), "each message has its own answer"
+
+
+@pytest.fixture
+def cold_server(tmp_path):
+    """A server nobody has opened yet: the Assistant loads when the first page asks."""
+    server = StreamlitServer(cwd=server_workdir(tmp_path), env=server_env(tmp_path / "data"))
+    server.start(timeout=120)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_crisis_message_sent_during_the_cold_start_gets_its_crisis_reply(browser, cold_server):
+    expect = _expect()
+    page = open_page(browser, cold_server.url, ready=False)
+    box = page.get_by_test_id("stChatInputTextArea")
+    expect(box).to_have_attribute("placeholder", re.compile("Getting ready"))
+    box.fill(CRISIS)
+    box.press("Enter")
+    messages = page.get_by_test_id("stChatMessage")
+    expect(messages.nth(0)).to_contain_text(CRISIS)
+    expect(page.locator(".rc-thinking")).to_contain_text("Getting ready")
+    shot(page, "cold-start-waiting")
+    reply = messages.nth(1)
+    reply.locator("[data-rc-done]").wait_for(state="attached", timeout=600_000)
+    expect(reply.locator('.rc-banner a[href="tel:988"]')).to_be_visible()
+    ask_in_browser(page, "hello?")
+    expect(messages).to_have_count(4)
+    assert "hello?" in messages.nth(2).inner_text()
+    only_local(page)
+    page.context.close()
+
+
+# --- the person's words are text --------------------------------------------------------------
+
+
+def test_markdown_html_and_images_in_a_message_are_shown_as_text(page):
+    expect = _expect()
+    raw = (
+        "# Not a heading\n**not bold** <b>not html</b> <img src=\"http://example.invalid/a.png\">"
+        "\n![pic](http://example.invalid/b.png) [link](http://example.invalid/)"
+    )
+    ask_in_browser(page, raw)
+    bubble = page.get_by_test_id("stChatMessage").nth(0)
+    expect(bubble.locator("h1, h2, b, strong, img, a")).to_have_count(0)
+    assert bubble.get_by_test_id("stText").inner_text() == raw
+    expect(page.locator("main img")).to_have_count(0)
+    assert not [u for u in page.outside if "example.invalid" in u], "no remote fetch"
+    only_local(page)
+
+
+# --- Quick exit ------------------------------------------------------------------------------------
+
+
+def _cut_connection(page, url: str) -> None:
+    """Close the page's websocket and refuse every request to the server."""
+    page.context.route(url + "**", lambda route: route.abort())
+    page.context.set_offline(True)
+
+
+def test_quick_exit_leaves_on_the_client_with_the_connection_cut(page, streamlit_server):  # noqa: F811
     expect = _expect()
     ask_in_browser(page, "my partner and I fight about chores")
-    page.get_by_role("button", name="Quick exit").click()
-    # Polls the URL: a rerun may restart the redirect, aborting the first navigation.
-    expect(page).to_have_url(re.compile("^" + re.escape(NEUTRAL_SITE)), timeout=30_000)
-    assert page.url.startswith(NEUTRAL_SITE)
-    assert [u for u in page.outside if not u.startswith(NEUTRAL_SITE)] == []
+    _cut_connection(page, streamlit_server.url)
+    with page.expect_request(NEUTRAL_SITE + "**"):
+        page.locator("#rc-exit-button").click()
+    expect(page).to_have_url(re.compile("^" + re.escape(NEUTRAL_SITE)))
+    page.go_back()
+    assert not page.url.startswith(streamlit_server.url), "Back must not return to the chat"
+
+
+def test_escape_leaves_and_back_does_not_return(page, streamlit_server):  # noqa: F811
+    expect = _expect()
+    ask_in_browser(page, "my partner never listens to me")
+    page.get_by_test_id("stChatInputTextArea").focus()
+    page.keyboard.press("Escape")
+    expect(page).to_have_url(re.compile("^" + re.escape(NEUTRAL_SITE)))
     page.go_back()
     assert not page.url.startswith(streamlit_server.url), "Back must not return to the chat"
     page.goto(streamlit_server.url)
-    page.locator(READY).filter(visible=True).first.wait_for()
+    page.locator(READY_MARKER).filter(visible=True).first.wait_for()
     expect(page.get_by_test_id("stChatMessage")).to_have_count(0)
-    expect(page.get_by_text("fight about chores")).to_have_count(0)
+    expect(page.get_by_text("never listens")).to_have_count(0)
+
+
+def test_quick_exit_is_the_first_tab_stop(page):
+    page.locator("body").click(position={"x": 5, "y": 300})
+    page.evaluate("() => document.activeElement && document.activeElement.blur()")
+    page.keyboard.press("Tab")
+    assert page.evaluate("() => document.activeElement.id") == "rc-exit-button"
+
+
+def _overlaps(page) -> list[str]:
+    """Visible controls whose box meets Quick exit's, and whether Quick exit is on top."""
+    return page.evaluate(
+        """(sel) => {
+          const exit = document.getElementById('rc-exit-button');
+          const q = exit.getBoundingClientRect();
+          const cx = q.left + q.width / 2, cy = q.top + q.height / 2;
+          const out = [];
+          if (document.elementFromPoint(cx, cy) !== exit) out.push('covered');
+          for (const el of document.querySelectorAll(sel)) {
+            if (el === exit || el.closest('#rc-exit')) continue;
+            const r = el.getBoundingClientRect();
+            const st = getComputedStyle(el);
+            if (r.width < 2 || r.height < 2 || st.visibility === 'hidden') continue;
+            if (r.right <= q.left || r.left >= q.right || r.bottom <= q.top || r.top >= q.bottom)
+              continue;
+            out.push(el.outerHTML.slice(0, 100));
+          }
+          return out;
+        }""",
+        INTERACTIVE,
+    )
+
+
+def test_quick_exit_never_overlaps_another_control_on_a_phone(browser, streamlit_server):  # noqa: F811
+    expect = _expect()
+    page = open_page(browser, streamlit_server.url, viewport=PHONE)
+    ask_in_browser(page, CRISIS)
+    assert _overlaps(page) == []
+    page.get_by_test_id("stExpandSidebarButton").click()
+    side = page.get_by_test_id("stSidebar")
+    expect(side.get_by_role("button", name="New conversation")).to_be_in_viewport()
+    page.wait_for_timeout(500)  # the panel slides in
+    shot(page, "phone-help-panel-open")
+    assert _overlaps(page) == []
+    page.get_by_test_id("stSidebarCollapseButton").locator("button").click()
+    page.wait_for_timeout(500)
+    assert _overlaps(page) == []
+    page.context.close()
+
+
+# --- long pastes -------------------------------------------------------------------------------
+
+
+def _long_text(n: int) -> str:
+    sentence = "We used to talk every evening and now we barely look at each other. "
+    return (sentence * (n // len(sentence) + 1))[:n]
+
+
+def test_a_20000_character_message_is_taken_and_a_longer_one_is_flagged(page):
+    expect = _expect()
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill(_long_text(20_000))
+    assert len(box.input_value()) == 20_000
+    expect(page.locator("#rc-too-long")).to_be_empty()
+    box.press("Enter")
+    first = page.get_by_test_id("stChatMessage").nth(1)
+    first.locator("[data-rc-done], .rc-note").first.wait_for(state="attached")
+    expect(page.get_by_test_id("stChatMessage").nth(0).locator(".rc-note")).to_have_count(0)
+
+    box.fill(_long_text(25_000))
+    assert len(box.input_value()) == 25_000, "a long paste is never dropped"
+    expect(page.locator("#rc-too-long")).to_contain_text("25,000")
+    expect(page.locator("#rc-too-long")).to_contain_text("20,000")
+    box.press("Enter")
+    bubble = page.get_by_test_id("stChatMessage").nth(2)
+    expect(bubble.locator(".rc-note")).to_contain_text("first 20,000")
+    page.get_by_test_id("stChatMessage").nth(3).locator("[data-rc-done], .rc-note").first.wait_for(
+        state="attached"
+    )
+
+
+# --- a country switch -----------------------------------------------------------------------------
+
+
+def test_changing_country_updates_every_resource_on_screen(page):
+    expect = _expect()
+    ask_in_browser(page, CRISIS)
+    reply = page.get_by_test_id("stChatMessage").nth(1)
+    expect(reply.locator('.rc-banner a[href="tel:988"]')).to_be_visible()
+    page.locator(".st-key-help_row").get_by_role("combobox").click()
+    page.get_by_role("option", name="Country: United Kingdom").click()
+    expect(reply.locator('.rc-banner a[href="tel:116123"]')).to_be_visible()
+    links = hrefs(page.locator("body"))
+    for us in ("tel:988", "sms:988", "sms:741741?body=HOME", "tel:911", "tel:+18007997233"):
+        assert us not in links, us
+    for uk in ("tel:116123", "sms:85258?body=SHOUT", "tel:999"):
+        assert uk in links, uk
+    said = reply.inner_text()
+    assert "988" not in said and "911" not in said and "116 123" in said
+    sticky = page.locator(".st-key-sticky_help .rc-sticky")
+    expect(sticky.locator('a[href="tel:116123"]')).to_be_visible()
+
+
+# --- accessibility ----------------------------------------------------------------------------
+
+
+def _axe_clean(page, when: str) -> None:
+    found = run_axe(page)
+    bad = [v for v in found["app"] if v["impact"] in ("serious", "critical")]
+    theirs = [f"{v['id']} ({v['impact']}, {len(v['nodes'])})" for v in found["streamlit"]]
+    print(f"axe {when}: Streamlit's own: {theirs or 'none'}")
+    assert bad == [], f"axe {when}: {bad}"
+
+
+def _contrast(page, selector: str) -> float:
+    """Contrast of a focused element's outline against the page behind it."""
+    return page.evaluate(
+        """(sel) => {
+          const el = document.querySelector(sel);
+          el.focus();
+          const parse = (c) => (c.match(/[\\d.]+/g) || []).slice(0, 3).map(Number);
+          const lum = ([r, g, b]) => {
+            const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+            return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+          };
+          const ring = parse(getComputedStyle(el).outlineColor);
+          let bg = [255, 255, 255], node = el.parentElement;
+          while (node) {
+            const c = getComputedStyle(node).backgroundColor;
+            if (c && !c.endsWith(', 0)') && c !== 'transparent') { bg = parse(c); break; }
+            node = node.parentElement;
+          }
+          const [a, b] = [lum(ring), lum(bg)].sort((x, y) => y - x);
+          return (a + 0.05) / (b + 0.05);
+        }""",
+        selector,
+    )
+
+
+@pytest.mark.parametrize("scheme", ["light", "dark"])
+def test_axe_focus_and_announcements(browser, streamlit_server, scheme):  # noqa: F811
+    expect = _expect()
+    page = open_page(browser, streamlit_server.url, scheme=scheme)
+    _axe_clean(page, f"{scheme}: after load")
+    page.keyboard.press("Tab")
+    assert _contrast(page, "#rc-exit-button") >= 3
+    assert _contrast(page, '.st-key-help_row a[href="tel:988"]') >= 3
+
+    page.evaluate(
+        """() => { window.__said = [];
+          new MutationObserver(() => { const t = document.getElementById('rc-live').textContent;
+            if (t) window.__said.push(t); })
+          .observe(document.getElementById('rc-live'), {childList: true, characterData: true,
+                                                        subtree: true}); }"""
+    )
+    ask_in_browser(page, ADVICE)
+    page.wait_for_function("() => window.__said.length === 1")
+    reply = page.get_by_test_id("stChatMessage").nth(1)
+    reply.get_by_test_id("stExpander").first.locator("summary").click()  # quotes visible
+    _axe_clean(page, f"{scheme}: after an answer")
+
+    ask_in_browser(page, CRISIS)
+    page.wait_for_function("() => window.__said.length === 2")
+    _axe_clean(page, f"{scheme}: after a crisis reply")
+    said = page.evaluate("() => window.__said")
+    assert "Suicide & Crisis Lifeline" in said[1], "the crisis banner is announced"
+    alerts = page.locator('[role="alert"], [aria-live="assertive"]')
+    assert all("988" not in t for t in alerts.all_inner_texts()), "announced once, not twice"
+    # A later run (a rating) announces nothing again.
+    page.get_by_test_id("stChatMessage").nth(1).get_by_test_id("stFeedback").locator(
+        "button"
+    ).first.click()
+    page.wait_for_timeout(1500)
+    assert len(page.evaluate("() => window.__said")) == 2
+    expect(page.locator("#rc-live")).to_have_attribute("aria-live", "polite")
+    only_local(page)
+    page.context.close()
+
+
+def test_withdrawing_a_rating_is_confirmed(page):
+    expect = _expect()
+    ask_in_browser(page, ADVICE)
+    thumbs = page.get_by_test_id("stChatMessage").nth(1).get_by_test_id("stFeedback")
+    thumbs.locator("button").first.click()
+    expect(page.get_by_test_id("stToast").filter(has_text="Thank you")).to_be_visible()
+    thumbs.locator("button").first.click()
+    expect(page.get_by_test_id("stToast").filter(has_text="withdrawn")).to_be_visible()
 
 
 def test_starter_fills_the_input_and_controls_are_labelled(page):
     expect = _expect()
-    starter = page.locator(READY).filter(visible=True).nth(1)
+    starter = page.locator(READY_MARKER).filter(visible=True).nth(1)
     label = starter.inner_text().split("\n")[-1].strip()  # the text after the icon's name
     assert len(label) > 20
     starter.click()
@@ -160,9 +492,3 @@ def test_starter_fills_the_input_and_controls_are_labelled(page):
             .map(e => e.outerHTML.slice(0, 120))"""
     )
     assert unnamed == []
-
-
-def _expect():
-    from playwright.sync_api import expect
-
-    return expect

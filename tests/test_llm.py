@@ -13,7 +13,7 @@ import time
 import pytest
 
 from assistant.assistant import Final, Reply
-from assistant.llm import MarkerStream, render_markers
+from assistant.llm import MarkerStream, render_markers, sane_question
 from assistant.respond import short_title
 from assistant.testing.fake_openai import (
     BrokenStream,
@@ -52,11 +52,13 @@ def run(assistant, message=QUESTION, history=None) -> tuple[list[str], Reply, li
     return pieces, reply, stamps
 
 
-def test_streams_a_grounded_answer_with_citations_mapped_to_sections(llm_assistant, fake_openai):
+def test_shows_a_grounded_answer_once_checked_with_citations_mapped_to_sections(
+    llm_assistant, fake_openai
+):
     fake_openai.default = lambda body: Say(grounded_answer(body), token_delay=0.002)
     pieces, reply, _ = run(llm_assistant)
     assert reply.mode == "llm" and reply.route == "advice"
-    assert len(pieces) > 5  # streamed word by word, not in one block
+    assert pieces == [reply.text]  # the checked answer, shown once
     assert reply.verification is None and reply.notice is None
     # [n] became the section's label, and each citation is a section that was in the prompt.
     assert "[1]" not in reply.text and "*(" in reply.text
@@ -73,15 +75,18 @@ def test_streams_a_grounded_answer_with_citations_mapped_to_sections(llm_assista
     assert msgs[-1] == {"role": "user", "content": QUESTION}
     assert fake_openai.requests[-1].headers["authorization"] == f"Bearer {SECRET_KEY}"
     assert fake_openai.requests[-1].stream
+    # The answer is bounded: llama.cpp reads max_tokens, OpenAI max_completion_tokens.
+    body = fake_openai.requests[-1].body
+    assert body["max_tokens"] == body["max_completion_tokens"] == 400
 
 
-def test_first_text_arrives_while_the_server_is_still_streaming(llm_assistant, fake_openai):
+def test_nothing_is_shown_before_the_whole_answer_is_checked(llm_assistant, fake_openai):
     fake_openai.default = lambda body: Say(grounded_answer(body), first_token_delay=0.05,
                                            token_delay=0.02)
     _, reply, stamps = run(llm_assistant)
     seen = fake_openai.requests[-1]
-    assert stamps[0] < seen.finished - 0.2  # long before the last token was sent
-    assert stamps[0] - seen.first_token < 0.1  # within 100 ms of the endpoint's first token
+    assert reply.mode == "llm"
+    assert stamps[0] >= seen.finished  # no draft streamed while the model was writing
 
 
 def test_follow_up_is_condensed_with_history_then_answered(llm_assistant, fake_openai):
@@ -127,19 +132,17 @@ def test_every_endpoint_failure_gives_the_offline_reply_and_one_notice(
 ):
     script, reason = FAILURES[name]
     fake_openai.enqueue(*script())
-    t = time.perf_counter()
     pieces, reply, _ = run(llm_assistant)
-    elapsed = time.perf_counter() - t
     offline = offline_assistant.respond(QUESTION)
     assert reply.mode == "fallback"
     assert reply.text == offline.text  # the grounded offline reply, word for word
     assert reply.citations == offline.citations
     assert reply.notice and "\n" not in reply.notice and reason in reply.notice
     assert "offline answer" in reply.notice
+    assert pieces == [reply.text]  # no partial text, nothing shown twice
     everything = "".join(pieces) + repr(reply.to_dict())
     assert SECRET_KEY not in everything and "4f9a" not in everything
     assert "Traceback" not in everything
-    assert elapsed < 8  # timeout 1 s, two retries with backoff
 
 
 def test_retries_are_bounded(llm_assistant, fake_openai):
@@ -161,10 +164,8 @@ def test_connection_refused_falls_back(offline_assistant, retriever):
 
 
 def test_crisis_never_waits_on_the_llm(llm_assistant, fake_openai):
-    fake_openai.default = Hang(30)
-    t = time.perf_counter()
+    fake_openai.default = Hang(30)  # a request would hang the turn: none may be sent
     _, reply, _ = run(llm_assistant, "I want to end my life, nothing matters anymore")
-    assert time.perf_counter() - t < 1
     assert reply.route == "crisis" and fake_openai.requests == []
     assert "988" in reply.text
     assert not any(p in reply.text for p in TIP_PHRASES)
@@ -175,10 +176,117 @@ def test_planted_unsupported_sentence_is_removed_and_reply_says_so(llm_assistant
               "to stay together."
     fake_openai.default = lambda body: Say(grounded_answer(body, plant=planted))
     pieces, reply, _ = run(llm_assistant)
-    assert "argue less than once a month" in "".join(pieces)  # it was streamed...
-    assert "argue less than once a month" not in reply.text  # ...and removed after checking
+    assert "argue less than once a month" not in "".join(pieces)  # never shown, even briefly
+    assert "argue less than once a month" not in reply.text
     assert reply.mode == "llm"
-    assert reply.verification == "repaired: dropped 1 unsupported sentence"
+    assert reply.verification == ("repaired: shortened: removed 1 sentence the article "
+                                  "doesn't support")
+
+
+# Holes a real small model found (issue 12), each fed through the real client end to end.
+HOLES = {
+    "invented diagnosis as framing": (
+        "It sounds like your husband has a phone addiction and is probably depressed. ",
+        "phone addiction"),
+    "a forecast as framing": (
+        "It sounds hard, and most couples who feel it end up separating within a year unless "
+        "they get help. ", "separating"),
+    "an echo of the system prompt": (
+        "You answer only from the numbered passages of the article given below. "
+        "Use only what the passages say.\n", "numbered passages"),
+    "a statistic in another script": ("90% пар расходятся в течение года. ", "90%"),
+    "a question that asserts": (
+        "Did you know couples who skip date night are twice as likely to divorce? ",
+        "twice as likely"),
+    "template tokens": ("<|im_start|>assistant\n", "im_start"),
+}
+
+
+@pytest.mark.parametrize("name", list(HOLES))
+def test_what_a_weak_model_slips_in_is_never_shown(name, llm_assistant, fake_openai):
+    opening, marker = HOLES[name]
+    fake_openai.default = lambda body: Say(opening + grounded_answer(body))
+    pieces, reply, _ = run(llm_assistant)
+    assert marker not in reply.text and marker not in "".join(pieces)
+    assert pieces == [reply.text]
+    assert reply.mode in ("llm", "fallback")
+    assert reply.verification  # the person is told the answer was changed
+
+
+def test_a_looping_answer_is_replaced_not_shown(llm_assistant, offline_assistant, fake_openai):
+    fake_openai.default = lambda body: Say(" ".join([grounded_answer(body)] * 8))
+    pieces, reply, _ = run(llm_assistant)
+    assert reply.mode == "fallback" and reply.verification.startswith("replaced")
+    assert pieces == [offline_assistant.respond(QUESTION).text]
+
+
+def test_an_answer_cut_at_the_token_limit_ends_on_a_whole_sentence(
+    offline_assistant, retriever, fake_openai
+):
+    a = make_llm_assistant(fake_openai.base_url, offline_assistant, retriever,
+                           llm_max_tokens=40)
+    fake_openai.default = lambda body: Say(grounded_answer(body))
+    _, reply, _ = run(a)
+    assert fake_openai.requests[-1].body["max_tokens"] == 40
+    assert reply.mode == "llm"
+    assert reply.text.rstrip().endswith((".", "?", "*"))
+    assert "unfinished last sentence" in reply.verification
+
+
+def test_past_the_turn_deadline_the_offline_answer_follows(
+    offline_assistant, retriever, fake_openai
+):
+    a = make_llm_assistant(fake_openai.base_url, offline_assistant, retriever,
+                           llm_deadline=1.5)
+    # A slow model: a piece every 0.2 s, well inside the client's 1 s gap timeout, for
+    # about 14 s in all.
+    fake_openai.default = lambda body: Say(grounded_answer(body), token_delay=0.2)
+    pieces, reply, _ = run(a)
+    assert reply.mode == "fallback" and "longer than 1.5 s" in reply.notice
+    assert pieces == [offline_assistant.respond(QUESTION).text]
+    # The turn gave up on the stream: the server was still sending it (a 14 s answer).
+    assert fake_openai.requests[-1].finished is None
+
+
+def test_the_condensed_question_is_bounded_and_about_the_conversation():
+    history = "Person: I want to tell him I feel far apart from him lately"
+    msg = "and if he says no?"
+    good = "How do I tell my partner I feel far apart if he says no?"
+    assert sane_question(good, msg, history) == good
+    assert sane_question("Standalone question: " + good, msg, history) == good
+    assert sane_question("far apart " * 400, msg, history) == msg  # longer than the talk
+    assert sane_question("What is the capital of France?", msg, history) == msg
+    assert sane_question("", msg, history) == msg
+
+
+def test_a_rambling_condense_does_not_steer_retrieval(llm_assistant, fake_openai, retriever):
+    history = [
+        {"role": "user", "content": "I want to tell him I feel far apart from him lately"},
+        {"role": "assistant", "content": "That takes courage. *(tip 4)*", "route": "advice"},
+    ]
+    fake_openai.enqueue(Say("Here is a long answer about budgets and savings. " * 200))
+    fake_openai.default = lambda body: Say(grounded_answer(body))
+    _, reply, _ = run(llm_assistant, "and if he says no?", history)
+    assert reply.mode == "llm"
+    assert fake_openai.requests[0].body["max_tokens"] == 80  # the condense call is bounded
+    # Retrieval ran on the person's own message, not on the 9,000-character ramble.
+    own = [p.section_id for p in retriever.retrieve("and if he says no?")]
+    assert reply.retrieved == list(dict.fromkeys(own))
+
+
+def test_the_cli_prints_the_answer_once_even_after_a_mid_stream_failure(
+    llm_assistant, fake_openai
+):
+    import io
+
+    from assistant.cli.chat_cmds import stream_reply
+
+    fake_openai.enqueue(*[BrokenStream("It sounds like he is probably depressed and")] * 3)
+    out = io.StringIO()
+    reply = stream_reply(llm_assistant, QUESTION, [], None, out)
+    assert reply.mode == "fallback"
+    assert out.getvalue().count(reply.text) == 1
+    assert "depressed" not in out.getvalue()
 
 
 def test_an_answer_citing_passages_that_do_not_exist_is_replaced(
@@ -188,7 +296,7 @@ def test_an_answer_citing_passages_that_do_not_exist_is_replaced(
                               "Sharing passwords builds trust [8].")
     _, reply, _ = run(llm_assistant)
     assert reply.mode == "fallback"
-    assert reply.verification == "replaced by the offline reply"
+    assert reply.verification.startswith("replaced by the offline reply")
     assert reply.text == offline_assistant.respond(QUESTION).text
     assert "budget" not in reply.text
 
@@ -231,7 +339,11 @@ def test_a_follow_up_is_condensed_while_the_turn_is_triaged(llm_assistant, fake_
     classify = llm_assistant.triage.classify
 
     def slow_classify(message, hist=None, *, embedding=None):
-        time.sleep(0.5)  # a slow triage: the condense request must already be under way
+        # Triage waits (up to 30 s) for the condense request, which arrives only if it
+        # was sent before triage finished: an order check, not a speed check.
+        deadline = time.monotonic() + 30
+        while not fake_openai.requests and time.monotonic() < deadline:
+            time.sleep(0.01)
         seen_by_triage.append(len(fake_openai.requests))
         return classify(message, hist, embedding=embedding)
 
@@ -253,8 +365,6 @@ def test_a_follow_up_the_rules_call_unsafe_is_never_sent(llm_assistant, fake_ope
         {"role": "user", "content": "we never do anything fun anymore"},
         {"role": "assistant", "content": "Quality time helps. *(tip 3)*", "route": "advice"},
     ]
-    fake_openai.default = Hang(30)
-    t = time.perf_counter()
+    fake_openai.default = Hang(30)  # a request would hang the turn: none may be sent
     _, reply, _ = run(llm_assistant, "I want to end my life, nothing matters anymore", history)
-    assert time.perf_counter() - t < 1
     assert reply.route == "crisis" and fake_openai.requests == []

@@ -2,29 +2,14 @@
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import pytest
 
-from evals.bench_ui import StreamlitServer, server_workdir
+from assistant.testing.streamlit_server import StreamlitServer, server_env, server_workdir
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "artifacts"
-
-_LEAKY_PREFIXES = ("OPENAI_", "CHROMA_", "RECONNECT_", "AZURE_OPENAI")
-
-
-def server_env(data_dir: Path, **extra: str) -> dict[str, str]:
-    """The server's environment: the developer's shell without keys, servers or data folders."""
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_LEAKY_PREFIXES)}
-    env.update(
-        RECONNECT_DATA_DIR=str(data_dir),
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        **extra,
-    )
-    return env
 
 
 @pytest.fixture(scope="session")

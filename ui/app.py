@@ -195,11 +195,13 @@ def _e(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def _links(res: Resource) -> str:
+def _links(res: Resource, *, short: bool = False) -> str:
     parts = []
     for ch in channels(res):
         external = ' target="_blank" rel="noopener noreferrer"' if ch.href.startswith("http") else ""
-        parts.append(f'<a href="{_e(ch.href)}"{external}>{_e(ch.label)}</a>')
+        # Short labels ("Chat") fit the help row on a phone; the name is said just before.
+        label = ch.label.split(" at ")[0] if short else ch.label
+        parts.append(f'<a href="{_e(ch.href)}"{external}>{_e(label)}</a>')
     return f'<span class="rc-links">{"".join(parts) or _e(res.contact)}</span>'
 
 
@@ -230,7 +232,7 @@ def sticky_html(route: str, locale: str) -> str:
 def help_now_html(locale: str) -> str:
     """The crisis line, one tap from the main view on every screen."""
     first = help_contacts(locale, "crisis")[:1]
-    line = _links(first[0]) if first else ""
+    line = _links(first[0], short=True) if first else ""
     return f'<div class="rc-help rc-help-now"><strong>Need help now?</strong> {line}</div>'
 
 

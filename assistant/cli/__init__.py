@@ -43,5 +43,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
 
+__all__ = ["build_parser", "main"]
+
+
 if __name__ == "__main__":  # pragma: no cover
     sys.exit(main())

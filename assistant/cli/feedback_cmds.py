@@ -48,3 +48,6 @@ def cmd_feedback(args: argparse.Namespace) -> int:
         for name, counts in groups.items():
             print(f"  {name:<16} {_rate(counts)}")
     return 0
+
+
+__all__ = ["cmd_feedback", "register"]

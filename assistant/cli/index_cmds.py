@@ -7,6 +7,7 @@ import json
 import sys
 import textwrap
 import time
+from typing import Any
 
 from ..config import get_settings
 from ..errors import QueryError, ReconnectError
@@ -121,7 +122,7 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     from ..index import LOCAL_MODEL_NAME, VectorIndex, load_embedder, local_model_dir, sha256_file
 
     settings = get_settings()
-    report: dict[str, object] = {"settings": settings.masked(), "chroma_mode": settings.chroma_mode}
+    report: dict[str, Any] = {"settings": settings.masked(), "chroma_mode": settings.chroma_mode}
     ok = True
     if settings.embedding_provider == "local":
         try:
@@ -169,11 +170,14 @@ def cmd_doctor(args: argparse.Namespace) -> int:
     print(f"\nChroma mode: {settings.chroma_mode}")
     for section in ("model", "index", "llm"):
         print(f"\n{section.title()}:")
-        for k, v in report[section].items():  # type: ignore[union-attr]
+        for k, v in report[section].items():
             print(f"  {k:18} {v}")
     if "corpus" in report:
         print("\nCorpus:")
-        for a in report["corpus"]:  # type: ignore[union-attr]
+        for a in report["corpus"]:
             print(f"  {a['file']}: {a['title']} — {', '.join(a['sections'])}")
     print("\nAll good." if ok else "\nProblems found (see above).")
     return 0 if ok else 1
+
+
+__all__ = ["cmd_doctor", "cmd_ingest", "cmd_search", "register"]

@@ -271,6 +271,37 @@ class WsSession:
             if block.WhichOneof("type") == "expandable":
                 turn.texts.append(block.expandable.label)
 
+    def submit(self, text: str) -> None:
+        """Send a message from the chat input without waiting for anything."""
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+        from streamlit.proto.WidgetStates_pb2 import WidgetState
+
+        if self.chat_input_id is None:
+            raise RuntimeError("load the page before sending")
+        state = WidgetState(id=self.chat_input_id)
+        state.chat_input_value.data = text
+        msg = BackMsg()
+        msg.rerun_script.page_script_hash = self.page_hash
+        msg.rerun_script.widget_states.widgets.extend([state])
+        self.ws.send(msg.SerializeToString())
+
+    def read_run(self) -> Turn:
+        """Read what the server sends until a run ends (for good or for a newer run)."""
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        start = time.perf_counter()
+        turn = Turn(seconds=0.0)
+        deadline = start + self.timeout
+        while True:
+            fwd = ForwardMsg()
+            fwd.ParseFromString(self.ws.recv(timeout=max(0.1, deadline - time.perf_counter())))
+            kind = fwd.WhichOneof("type")
+            if kind == "delta":
+                self._collect(fwd, turn)
+            elif kind == "script_finished":
+                turn.seconds = time.perf_counter() - start
+                return turn
+
     def load(self) -> Turn:
         """Open the page (the first run of a new tab)."""
         return self._rerun()
