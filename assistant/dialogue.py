@@ -16,10 +16,11 @@ import unicodedata
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from typing import Protocol
 
 import numpy as np
+
+from .data import read_text
 
 ACTS = (
     "greeting", "thanks", "goodbye", "about_assistant", "privacy", "memory", "recap",
@@ -48,7 +49,7 @@ class Embeds(Protocol):
 
 
 def _data_text(name: str) -> str:
-    return resources.files("assistant").joinpath(f"data/{name}").read_text(encoding="utf-8")
+    return read_text(name)
 
 
 @dataclass(frozen=True)
@@ -568,6 +569,7 @@ __all__ = [
     "WRITTEN_ACTS",
     "ActDetector",
     "ConversationState",
+    "Embeds",
     "Theme",
     "build_state",
     "fill",

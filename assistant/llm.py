@@ -12,14 +12,13 @@ import queue
 import re
 import threading
 import time
-import tomllib
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources
 from typing import Any
 
 from .config import Settings
+from .data import read_toml
 from .errors import LLMError, ReconnectError
 from .respond import content_words, section_label, short_title
 from .text import CITE_MARKER
@@ -37,8 +36,7 @@ SITUATION_MAX_CHARS = 600
 @cache
 def load_prompts() -> dict[str, Any]:
     """Read the prompts shipped with the package."""
-    with resources.files("assistant").joinpath("data/prompts.toml").open("rb") as f:
-        return tomllib.load(f)
+    return read_toml("prompts.toml")
 
 
 def make_chat_model(settings: Settings, max_tokens: int | None = None) -> Any:
@@ -409,6 +407,7 @@ __all__ = [
     "describe_failure",
     "format_passages",
     "history_messages",
+    "history_text",
     "load_prompts",
     "make_chat_model",
     "prompt_instructions",

@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import asdict, dataclass, field
 from functools import cache
-from importlib import resources as _pkg
+
+from .data import read_json
 
 INTERNATIONAL = "INTERNATIONAL"
 
@@ -45,8 +45,7 @@ class LocaleResources:
 
 @cache
 def _data() -> dict:
-    text = _pkg.files("assistant.data").joinpath("resources.json").read_text(encoding="utf-8")
-    return json.loads(text)
+    return read_json("resources.json")
 
 
 def _resource(entry: dict) -> Resource:
@@ -96,4 +95,11 @@ def resources_for(locale: str | None) -> LocaleResources:
     )
 
 
-__all__ = ["INTERNATIONAL", "LocaleResources", "Resource", "known_locales", "resources_for"]
+__all__ = [
+    "INTERNATIONAL",
+    "LocaleResources",
+    "Resource",
+    "known_locales",
+    "normalize_locale",
+    "resources_for",
+]

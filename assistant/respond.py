@@ -11,16 +11,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-import tomllib
 from collections.abc import Iterable, Sequence
 from dataclasses import asdict, dataclass, field
 from functools import cache
-from importlib import resources
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from .corpus import Article, Chunk, split_sentences
+from .data import read_toml
 from .dialogue import fill
 
 if TYPE_CHECKING:
@@ -53,7 +52,7 @@ CONTEXT_MIN = 0.45  # the introduction is quoted as context from this similarity
 # them: enough to choose between sections that fit about equally, not to override a
 # question that plainly asks about one section.
 THEME_SECTION = 0.08
-THEME_QUOTE = 0.15
+THEME_QUOTE = 0.25
 
 _CLOSERS = "\"”’)"
 # A sentence that leans on the one before it ("When that occurs, ...") is quoted with it.
@@ -80,8 +79,7 @@ _GENERIC = frozenset(
 @cache
 def load_replies() -> dict[str, Any]:
     """Read the framing templates shipped with the package."""
-    with resources.files("assistant").joinpath("data/replies.toml").open("rb") as f:
-        return tomllib.load(f)
+    return read_toml("replies.toml")
 
 
 def stable_pick(options: Sequence[str], key: str) -> str:
@@ -662,7 +660,18 @@ class OfflineResponder:
                 chosen.append(p)
         if len(chosen) == 3 and chosen[2].score < chosen[0].score - TIP_MARGIN / 2:
             chosen = chosen[:2]
-        return chosen
+        return self._keep_theme_lead(chosen, picks, state, limit)
+
+    def _keep_theme_lead(self, chosen: list[Pick], picks: list[Pick],
+                         state: ConversationState, limit: int) -> list[Pick]:
+        """The section the theme's coverage line names first is among the tips quoted."""
+        lead = next((t.sections[0] for t in state.current_themes if t.sections), None)
+        if lead is None or any(p.section_id == lead for p in chosen):
+            return chosen
+        pick = next((p for p in picks if p.section_id == lead), None)
+        if pick is None or lead in state.cited:
+            return chosen
+        return [pick, *chosen[: limit - 1]]
 
     def _candidates(self, passages: Sequence[Any], sims: np.ndarray,
                     state: ConversationState, limits: Limits, route: str) -> list[Pick]:
@@ -741,9 +750,11 @@ __all__ = [
     "Limits",
     "OfflineResponder",
     "Pick",
+    "Sentence",
     "SentenceBank",
     "cited_sections",
     "content_words",
+    "frame",
     "join",
     "load_replies",
     "resolve_followup",

@@ -10,13 +10,12 @@ who harms, a message not in English).
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from functools import cache
-from importlib import resources as _pkg
 from typing import Any
 
+from .data import read_toml
 from .resources import LocaleResources, Resource, resources_for
 
 # Routes answered by a safety reply instead of the article (no tips).
@@ -98,8 +97,7 @@ def reply_case(route: str, flags: Iterable[str]) -> str:
 
 @cache
 def _wording() -> dict[str, Any]:
-    raw = _pkg.files("assistant.data").joinpath("safety_replies.toml").read_text(encoding="utf-8")
-    return tomllib.loads(raw)
+    return read_toml("safety_replies.toml")
 
 
 def _lines(items: Iterable[Resource]) -> str:

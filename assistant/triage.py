@@ -5,20 +5,30 @@ Three layers, so no single miss is fatal:
 1. rules (always): curated signal families read sentence by sentence, with idioms
    masked, negation scoped to its clause, jokes and resolved past events guarded;
    they carry crisis recall alone, with no model, store or network;
-2. semantic (when an embedder is given): nearest labelled example messages, using
-   the one query embedding the turn computes anyway; it may raise a route, and it
-   settles therapy / advice / off_topic when the rules are silent;
-3. LLM (only when configured, and only if the caller asks): may raise, never lower.
+2. the trained classifier (when an embedder is given; assistant/triage_model.py): a
+   head on the one query embedding the turn computes anyway, plus max-pooled sentence
+   windows for long posts. The more severe of its route and the rules' wins, so it
+   raises and never lowers (crisis fires if either says crisis), except that its crisis
+   or abuse is set aside when the text it fired on holds an idiom or hyperbole the rules
+   guarded and no risk signal (`_model_layer`). Its off_topic needs its own high bar,
+   and the rules' off_topic gives way to its advice: distress is never off_topic. (The
+   older nearest-example layer, `SemanticLayer`, is off unless asked for.)
+3. LLM (only when configured; `escalate_with_llm`): asked last, and only when the
+   route is not already crisis, with a hard deadline; it may raise, never lower.
 
-The conversation counts: earlier user turns routed crisis or abuse keep their
-resources attached (`sticky_route`), and a short follow-up such as "how many would
-it take" after a crisis turn stays crisis.
+The conversation counts (`_conversation`): earlier user turns routed crisis or abuse
+keep their resources attached (`sticky_route`); weak warning signs in several turns add
+up to crisis; after a crisis or abuse turn, short or unclear follow-ups stay with that
+route until the person asks about the relationship again. `flags` tells the reply which
+case it is (see assistant/safety.py).
+
+The rules file is validated at load (`RulesSpec`); every family carries the examples
+it must and must not fire on, and the tests are generated from them.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import logging
 import re
 import tomllib
@@ -28,13 +38,13 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from functools import cache, lru_cache
-from importlib import resources as _pkg
 from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
+from .data import read_jsonl, read_text
 from .errors import ConfigError
 from .triage_model import TriageModel, windows
 
@@ -59,7 +69,9 @@ class TriageResult:
     confidence: float
     reasons: list[str] = field(default_factory=list)
     sticky_route: str | None = None
-    flags: tuple[str, ...] = ()  # safety routes whose signals fired this turn
+    # safety routes whose signals fired this turn, and the case for the reply: other_at_risk,
+    # leaving_threat, harm_doer, not_english, safety_followup, across_turns
+    flags: tuple[str, ...] = ()
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -239,7 +251,8 @@ class Rules:
         self.window = spec.negation.window
         self.pseudo = _compile_all("negation.pseudo", spec.negation.pseudo)
         self.families = tuple(self._family(f, spec.macros) for f in spec.family)
-        self.followups = {k: _compile_all(f"followups.{k}", v) for k, v in spec.followups.items()}
+        self.followups: dict[str, list[re.Pattern[str]]] = {
+            k: _compile_all(f"followups.{k}", v) for k, v in spec.followups.items()}
         self.idioms = _compile_all("idioms", spec.idioms.patterns)
         self.object_idioms = _compile_all("idioms.objects", spec.idioms.objects)
         g = spec.guards
@@ -286,7 +299,7 @@ class Rules:
 @cache
 def load_rules() -> Rules:
     """Read, validate and compile the packaged triage rules once per process."""
-    raw = _pkg.files("assistant.data").joinpath("triage_rules.toml").read_text(encoding="utf-8")
+    raw = read_text("triage_rules.toml")
     try:
         data = tomllib.loads(raw)
     except tomllib.TOMLDecodeError as exc:
@@ -620,15 +633,7 @@ class Example:
 @cache
 def load_examples() -> tuple[Example, ...]:
     """The labelled example messages the semantic layer compares against."""
-    raw = _pkg.files("assistant.data").joinpath("triage_examples.jsonl").read_text(
-        encoding="utf-8"
-    )
-    out = []
-    for line in raw.splitlines():
-        if line.strip():
-            row = json.loads(line)
-            out.append(Example(row["route"], row["text"]))
-    return tuple(out)
+    return tuple(Example(row["route"], row["text"]) for row in read_jsonl("triage_examples.jsonl"))
 
 
 class SemanticLayer:
@@ -977,4 +982,18 @@ def load_triage(settings: Any = None, embedder: Any = None, *,
     return Triage(load_rules(), layer, settings, model=TriageModel.load(), encoder=embedder)
 
 
-__all__ = ["ROUTES", "SEVERITY", "Triage", "TriageResult", "load_triage", "normalize"]
+__all__ = [
+    "ROUTES",
+    "SEVERITY",
+    "Example",
+    "FamilySpec",
+    "RuleEngine",
+    "Rules",
+    "RulesSpec",
+    "SemanticLayer",
+    "Triage",
+    "TriageResult",
+    "llm_route",
+    "load_triage",
+    "normalize",
+]

@@ -190,4 +190,10 @@ class TriageModel:
         return self.decide(probs[0], probs[1:] if rest else None)
 
 
-__all__ = ["ModelVerdict", "TriageModel", "read_artefact", "windows"]
+__all__ = [
+    "Encoder",
+    "ModelVerdict",
+    "TriageModel",
+    "read_artefact",
+    "windows",
+]

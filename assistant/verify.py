@@ -233,6 +233,17 @@ def shingles(text: str, n: int = _ECHO_N) -> set[tuple[str, ...]]:
     return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
 
+def prompt_leaks(shown: str, instructions: str) -> list[str]:
+    """Find prompt text in what a person was shown (empty when nothing leaked).
+
+    That is 8-word runs of the instructions, the passage scaffolding, template tokens.
+    """
+    found = [" ".join(g) for g in sorted(shingles(shown, 8) & shingles(instructions, 8))]
+    found += [m.group(0) for m in _TEMPLATE_TOKEN.finditer(shown) if m.group(0).strip()]
+    found += [m.group(0) for line in shown.splitlines() if (m := _SCAFFOLD.search(line))]
+    return found
+
+
 @cache
 def _template_words() -> frozenset[str]:
     """Content words of the written reply templates (acknowledgements, leads)."""
@@ -619,6 +630,7 @@ __all__ = [
     "SentenceCheck",
     "Verdict",
     "Verifier",
+    "prompt_leaks",
     "shingles",
     "split_answer",
     "strip_citations",

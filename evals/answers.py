@@ -270,6 +270,147 @@ def calibration() -> dict:
             "unsupported_caught": f"{caught}/{len(rows) - len(sup)}"}
 
 
+REAL_LLM_SET = "answers_real_llm.jsonl"
+
+
+class _Recorder:
+    """Wraps the LLM responder to keep each turn's raw output (for the transcript set)."""
+
+    def __init__(self, llm: Any) -> None:
+        self.llm = llm
+        self.turns: list[Any] = []
+
+    def run(self, *args: Any, turn: Any = None, **kwargs: Any) -> Any:
+        self.turns.append(turn)
+        yield from self.llm.run(*args, turn=turn, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.llm, name)
+
+
+def run_real_llm(model: str, convs: list[dict], deadline: float,
+                 record: list[dict]) -> dict:
+    """The fixed question set against a real small model served by llama.cpp."""
+    import tempfile
+    import time
+    from pathlib import Path
+
+    from assistant.assistant import Assistant, Final
+    from assistant.config import PROJECT_ROOT, Settings
+    from assistant.testing.llama_server import llama_server
+
+    cache = PROJECT_ROOT / ".venv-llm" / "models"
+    rows: list[dict] = []
+    with tempfile.TemporaryDirectory() as tmp, \
+            llama_server(model, cache_dir=cache, log=Path(tmp) / "server.log") as url:
+        settings = Settings(openai_base_url=url, openai_api_key=None, llm_model=model,
+                            llm_deadline=deadline, llm_timeout=deadline, llm_max_retries=0)
+        assistant = Assistant.from_settings(settings)
+        recorder = _Recorder(assistant.llm)
+        assistant.llm = recorder
+        for conv in convs:
+            history: list[dict] = []
+            for i, message in enumerate(conv["turns"]):
+                recorder.turns.clear()
+                t = time.perf_counter()
+                first = None
+                deltas: list[str] = []
+                reply: Any = None
+                for event in assistant.stream(message, history):
+                    if isinstance(event, Final):
+                        reply = event.reply
+                    else:
+                        first = first or time.perf_counter()
+                        deltas.append(event.text)
+                end = time.perf_counter()
+                turn = recorder.turns[0] if recorder.turns else None
+                row = _real_row(assistant, conv["id"], i, message, history, reply, turn,
+                                "".join(deltas))
+                row.update(model=model, first_s=round((first or end) - t, 2),
+                           total_s=round(end - t, 2))
+                rows.append(row)
+                if turn is not None and turn.answer and "deadline" not in (reply.notice or ""):
+                    record.append({k: row[k] for k in (
+                        "model", "id", "message", "history", "route", "passages", "answer",
+                        "finish_reason", "mode", "verification", "shown")})
+                history += [{"role": "user", "content": message},
+                            {"role": "assistant", "content": reply.text, "route": reply.route}]
+    return _real_summary(rows, deadline)
+
+
+def _real_row(assistant: Any, conv_id: str, i: int, message: str, history: list[dict],
+              reply: Any, turn: Any, streamed: str) -> dict:
+    from assistant.verify import prompt_leaks
+
+    instructions = assistant.llm.instructions() if assistant.llm is not None else ""
+    row: dict[str, Any] = {
+        "id": f"{conv_id}.{i}", "message": message, "history": list(history),
+        "route": reply.route, "mode": reply.mode, "verification": reply.verification,
+        "notice": reply.notice, "shown": reply.text, "withdrawn": streamed != reply.text,
+        "leaks": prompt_leaks(streamed + "\n" + reply.text, instructions),
+    }
+    if turn is not None:
+        verdict = assistant.verifier.check(turn.answer, turn.passages, message=message,
+                                           prompt=turn.instructions,
+                                           truncated=turn.finish_reason == "length")
+        row.update(passages=[p.chunk.chunk_id for p in turn.passages], answer=turn.answer,
+                   finish_reason=turn.finish_reason, lost_words=verdict.lost_words,
+                   lost_sentences=verdict.lost_sentences, echoes=len(verdict.echoes),
+                   kept=[c.text for c in verdict.checks if c.ok])
+    return row
+
+
+def _real_summary(rows: list[dict], deadline: float) -> dict:
+    from evals.common import percentile
+
+    n = len(rows)
+    llm = [r for r in rows if r["mode"] == "llm"]
+    out = {
+        "turns": n,
+        "llm": _share([r["mode"] == "llm" and not r["verification"] for r in rows]),
+        "repaired": _share([r["mode"] == "llm" and bool(r["verification"]) for r in rows]),
+        "fallback": _share([r["mode"] == "fallback" for r in rows]),
+        "fallback_deadline": sum("longer than" in (r["notice"] or "") for r in rows),
+        "fallback_checked": sum(r["mode"] == "fallback" and bool(r["verification"])
+                                for r in rows),
+        "safety_routes": sum(r["route"] in ("crisis", "abuse", "off_topic") for r in rows),
+        "prompt_leaks": sum(bool(r["leaks"]) for r in rows),
+        "withdrawn_text_shown": sum(r["withdrawn"] for r in rows),
+        "llm_sentences_shown": sum(len(r.get("kept", [])) for r in llm),
+        "first_text_p50_s": round(percentile([r["first_s"] for r in rows], 50), 2),
+        "first_text_p95_s": round(percentile([r["first_s"] for r in rows], 95), 2),
+        "full_answer_p50_s": round(percentile([r["total_s"] for r in rows], 50), 2),
+        "full_answer_p95_s": round(percentile([r["total_s"] for r in rows], 95), 2),
+        "deadline_s": deadline,
+    }
+    return {"metrics": out, "details": rows}
+
+
+def main_real_llm(models: list[str], deadline: float, record_path: str | None) -> int:
+    """`python -m evals answers --real-llm`: figures per model, transcripts on request."""
+    from evals.common import write_results
+
+    convs = read_jsonl(DATA / REAL_LLM_SET)
+    record: list[dict] = []
+    results = {m: run_real_llm(m, convs, deadline, record) for m in models}
+    path = write_results("answers-real-llm", results)
+    keys = list(next(iter(results.values()))["metrics"])
+    print(table(["metric", *models],
+                [[k, *(str(results[m]["metrics"][k]) for m in models)] for k in keys]))
+    if record_path:
+        from pathlib import Path
+
+        with Path(record_path).open("a", encoding="utf-8") as f:
+            for r in record:
+                f.write(json.dumps(r, ensure_ascii=False) + "\n")
+        print(f"\n{len(record)} transcripts appended to {record_path}")
+    print(f"\nresults: {path}")
+    bad = [m for m in models if results[m]["metrics"]["prompt_leaks"]
+           or results[m]["metrics"]["withdrawn_text_shown"]
+           or results[m]["metrics"]["full_answer_p95_s"] > deadline + 5]
+    return 1 if bad else 0
+
+
 LABELS = {
     "advice_routed": "relationship questions routed advice/therapy",
     "cited": "advice/therapy answers with ≥1 citation",
@@ -290,8 +431,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m evals answers")
     parser.add_argument("--mode", choices=("offline", "llm", "both"), default="both")
     parser.add_argument("--json", action="store_true", help="print the results as JSON")
+    parser.add_argument("--real-llm", action="store_true",
+                        help="answer evals/data/answers_real_llm.jsonl with real small models "
+                             "served by llama.cpp (make test-real-llm installs them)")
+    parser.add_argument("--models", default="smollm2,gemma3",
+                        help="with --real-llm: which models (smollm2, gemma3)")
+    parser.add_argument("--deadline", type=float, default=20.0,
+                        help="with --real-llm: seconds a turn may take (RECONNECT_LLM_DEADLINE)")
+    parser.add_argument("--record", metavar="JSONL",
+                        help="with --real-llm: append the raw model outputs to this file")
     args = parser.parse_args(argv)
     quiet_model_logs()
+    if args.real_llm:
+        return main_real_llm(args.models.split(","), args.deadline, args.record)
     rows = read_jsonl(DATA / "answers.jsonl")
     convs = read_jsonl(DATA / "answers_conversations.jsonl")
     planted = read_jsonl(DATA / "answers_planted.jsonl")

@@ -53,6 +53,7 @@ class EmbeddingCache:
         key = hashlib.sha256(model_id.encode()).hexdigest()[:8]
         self.path = CACHE / f"cache-{key}.npz"
         self.vectors: dict[str, np.ndarray] = {}
+        self.unsaved = 0
         if self.path.is_file():
             with np.load(self.path, allow_pickle=False) as z:
                 self.vectors = dict(zip(z["keys"].tolist(), z["vecs"]))
@@ -62,6 +63,9 @@ class EmbeddingCache:
         return hashlib.sha256(text.encode()).hexdigest()[:20]
 
     def save(self) -> None:
+        if not self.vectors:
+            return
+        self.unsaved = 0
         CACHE.mkdir(parents=True, exist_ok=True)
         keys = sorted(self.vectors)
         buf = io.BytesIO()
@@ -80,8 +84,10 @@ class EmbeddingCache:
             chunk = missing[i : i + batch]
             for text, vec in zip(chunk, self.embedder.embed_documents(chunk)):
                 self.vectors[self.key(text)] = np.asarray(vec, dtype=np.float32)
-            if (i // batch) % 10 == 9 or i + batch >= len(missing):
+            self.unsaved += len(chunk)
+            if self.unsaved >= 10 * batch:  # rewriting the file is not free: now and then
                 self.save()
+            if len(missing) > batch and ((i // batch) % 10 == 9 or i + batch >= len(missing)):
                 print(f"  embedded {min(i + batch, len(missing))}/{len(missing)} "
                       f"({time.perf_counter() - t0:.0f} s)", flush=True)
         if not texts:
@@ -358,6 +364,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     embedder = load_embedder(Settings())
     cache = EmbeddingCache(embedder, embedder.model_id)
     rows, feats, x, y = _data(cache)
+    cache.save()
     kinds = ("logreg", "mlp") if args.compare else (args.head,)
     report = []
     for kind in kinds:
@@ -368,6 +375,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.compare:
             line["test"] = evaluate(model, rows["test"], *features(cache, rows["test"]))
         report.append(line)
+        cache.save()
         if not args.compare:
             write_artefact(kind, weights, thresholds, strength, rows, dev)
     keys = ("n", "accuracy", "crisis_recall", "abuse_recall", "benign_escalated",

@@ -238,9 +238,10 @@ def prepare_sst() -> list[dict]:
     with (SHARED_EVALDATA / "SimpleSafetyTests_test_cases.csv").open(encoding="utf-8") as f:
         for r in csv.DictReader(f):
             if r["id"] in decided:
-                out.append({"id": decided[r["id"]]["id"], "key": r["id"], "harm_area": r["harm_area"], "category": r["category"],
-                            "route": decided[r["id"]]["route"], "why": "triage_real.jsonl",
-                            "prompts_final": r["prompts_final"]})
+                d = decided[r["id"]]
+                out.append({"id": d["id"], "key": r["id"], "harm_area": r["harm_area"],
+                            "category": r["category"], "route": d["route"],
+                            "why": "triage_real.jsonl", "prompts_final": r["prompts_final"]})
     return out
 
 

@@ -11,13 +11,17 @@ import pytest
 from assistant.cli import build_parser, main
 
 
-def test_every_command_has_help():
+def test_every_command_and_option_is_described():
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
     assert {"ingest", "search", "doctor"} <= set(sub.choices)
+    one_line = {a.dest: a.help for a in sub._choices_actions}  # `assistant --help` lists these
     for name, p in sub.choices.items():
-        assert p.format_help().strip(), name
-        assert p.description or p.format_usage(), name
+        assert one_line.get(name), f"`{name}` has no line in `assistant --help`"
+        assert p.description, f"`assistant {name} --help` has no description"
+        for action in p._actions:
+            if action.dest != "help":
+                assert action.help, f"`{name}` {action.option_strings or action.dest} has no help"
 
 
 def test_ingest_then_search_json_follows_the_contract(capsys):
@@ -70,9 +74,15 @@ def test_doctor_masks_secrets_and_reports_the_index(capsys, monkeypatch):
     assert report["model"]["checksum_ok"] is True
     assert report["chroma_mode"] == "embedded"
     assert report["index"]["fingerprint"]
-    assert code in (0, 1)
+    assert report["index"]["state"].startswith("missing")  # a fresh data folder: not built
+    assert code == 0 and report["ok"] is True  # a missing index is built on start: not a fault
+    assert main(["ingest", "--quiet"]) == 0
+    capsys.readouterr()
+    assert main(["doctor", "--json"]) == 0
+    assert json.loads(capsys.readouterr().out)["index"]["state"] == "fresh"
 
 
+@pytest.mark.server  # runs the CLI in a process of its own
 def test_console_script_runs_without_a_traceback_on_bad_input(tmp_path):
     exe = [sys.executable, "-m", "assistant", "search", ""]
     proc = subprocess.run(exe, capture_output=True, text=True, timeout=120)

@@ -86,3 +86,18 @@ def test_therapy_directories_follow_the_safety_guidance():
     # US-only directories are not offered where they don't operate
     uk = " ".join(r.name for r in resources_for("UK").therapy)
     assert "Open Path" not in uk and "AAMFT" not in uk
+
+
+@pytest.mark.parametrize("locale", LOCALES)
+def test_every_locale_has_a_line_for_people_who_want_to_stop_hurting_someone(locale):
+    res = resources_for(locale)
+    assert res.harm_doer, locale
+    for r in res.harm_doer:
+        assert r.source.strip() and r.contact.strip()
+
+
+@pytest.mark.parametrize(("locale", "line"), [("US", "1-800-799-7233"), ("UK", "0808 802 4040"),
+                                              ("NZ", "findahelpline.com"),
+                                              ("xx", "findahelpline.com")])
+def test_harm_doer_lines_match_the_safety_guidance(locale, line):
+    assert line in resources_for(locale).harm_doer[0].contact

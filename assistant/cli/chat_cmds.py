@@ -237,3 +237,17 @@ def _print_sources(reply: Any, out: TextIO) -> None:
         return
     for c in reply.citations:
         print(f"\n{c.section_title} [{c.section_id}]\n  \"{c.quote}\"", file=out)
+
+
+__all__ = [
+    "build_assistant",
+    "cmd_ask",
+    "cmd_chat",
+    "cmd_chat_jsonl",
+    "print_extras",
+    "register",
+    "render",
+    "reply_dict",
+    "run_conversation",
+    "stream_reply",
+]

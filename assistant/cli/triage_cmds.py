@@ -132,3 +132,6 @@ def run_jsonl(triage: Any, stdin: TextIO, out: TextIO, *, locale: str | None = N
         out.write(json.dumps(payload, ensure_ascii=False) + "\n")
         out.flush()
     return 0
+
+
+__all__ = ["cmd_triage", "register", "run_jsonl", "triage_line"]

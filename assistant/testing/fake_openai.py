@@ -32,6 +32,7 @@ __all__ = [
     "Garbage",
     "Hang",
     "Reply",
+    "Seen",
     "Status",
     "grounded_answer",
     "numbered_passages",
