@@ -353,7 +353,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
                    r"\bremember (me|what i|our|last time|anything)", r"\bnext time\b.{0,20}"
                    r"\b(remember|know)", r"\bdo you have (a )?memory", r"\blast (time|session|"
                    r"conversation) (we|i)\b", r"\bwill you forget\b")),
-    ("about_assistant", _rx(r"\bare (you|u) (a |an )?(real|human|person|bot|robot|ai|machine|"
+    ("about_assistant", _rx(r"\b(are|r) (you|u) (a |an )?(real|human|person|bot|robot|ai|machine|"
                             r"therapist|counsell?or|chatgpt|computer|doctor|psychologist|"
                             r"professional|qualified|licensed|program|actual)",
                             r"\b(who|what) (are|r) (you|u)\b", r"\bwhat (can|do) (you|u) do\b",

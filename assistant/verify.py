@@ -100,6 +100,7 @@ _DISCOURSE = frozenset(
 )
 # Chat-template and role tokens a model may print when it echoes its prompt.
 _TEMPLATE_TOKEN = re.compile(
+    r"(?:<\|im_start\|>|<start_of_turn>)[ \t]*(?:system|user|assistant|model)?|"
     r"<\|[^|<>]{1,40}\|>|</?s>|<(?:start|end)_of_turn>|\[/?INST\]|<</?SYS>>|"
     r"^\s*(?:system|user|assistant|model|human|ai)\s*:\s*|\{[a-z_]{3,30}\}",
     re.IGNORECASE | re.MULTILINE,
@@ -118,9 +119,9 @@ _TOKENS = re.compile(r"[^\W_]+", re.UNICODE)
 _ECHO_N = 4
 _ECHO_SHARE = 0.4
 
-Kind = Literal["claim", "question", "framing", "lead", "echo", "repeat", "truncated",
-               "empty"]
-_LOST_KINDS = ("echo", "repeat", "truncated")
+Kind = Literal["claim", "question", "framing", "lead", "echo", "token", "repeat",
+               "truncated", "empty"]
+_LOST_KINDS = ("echo", "token", "repeat", "truncated")
 
 
 @dataclass
@@ -164,7 +165,7 @@ class Verdict:
 
     @property
     def echoes(self) -> list[SentenceCheck]:
-        return [c for c in self.checks if c.kind == "echo"]
+        return [c for c in self.checks if c.kind in ("echo", "token")]
 
     def summary(self) -> str | None:
         """The line a reply carries, in plain words: what checking changed, or None."""
@@ -223,7 +224,7 @@ def strip_citations(text: str) -> str:
 
 def _plain(text: str) -> str:
     """The sentence's own words: no [n] markers, list number, bullet or emphasis marks."""
-    bare = strip_citations(text).strip("*_#>-• \t")
+    bare = _TEMPLATE_TOKEN.sub(" ", strip_citations(text)).strip("*_#>-• \t")
     return _LIST_ITEM.sub("", bare).strip("*_#>-• \t")
 
 
@@ -402,13 +403,11 @@ class Verifier:
         content = _LIST_ITEM.sub("", body.strip("*_#>-• \t")).strip("*_#>-• \t")
         if not re.search(r"[^\W_]", content):
             if body.strip() != plain.strip():  # only template tokens were left
-                c.ok, c.kind, c.reason = False, "echo", "a chat template token"
+                c.ok, c.kind, c.reason = False, "token", "a chat template token"
             else:
                 c.ok, c.kind, c.reason = False, "empty", "no words (an empty list item)"
             return True
-        if body.strip() != plain.strip() or _SCAFFOLD.search(plain) or self._echoes(
-            content, ctx.prompt
-        ):
+        if _SCAFFOLD.search(body) or self._echoes(content, ctx.prompt):
             c.ok, c.kind, c.reason = False, "echo", "repeats the prompt"
             return True
         key = " ".join(w.lower() for w in _TOKENS.findall(content))
@@ -530,7 +529,9 @@ class Verifier:
         total_words = sum(c.words for c in counted) or 1
         lost = [c for c in counted if not c.ok]
         lost_words = sum(c.words for c in lost) / total_words
-        lost_sentences = len(lost) / max(1, len(counted))
+        # A line of template tokens is no sentence; its words still count as lost.
+        sentences = [c for c in counted if c.kind != "token"]
+        lost_sentences = sum(not c.ok for c in sentences) / max(1, len(sentences))
         supported = [c for c in checks if c.ok and c.kind == "claim"]
         action: Literal["ok", "repaired", "replace"] = "ok"
         if not supported or lost_words > LOST_SHARE or lost_sentences > LOST_SHARE:

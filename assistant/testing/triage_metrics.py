@@ -9,6 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from ..protocols import Triager
 from .metrics import read_jsonl
 
 ROUTES = ("crisis", "abuse", "therapy", "advice", "off_topic")
@@ -19,6 +20,7 @@ TARGETS = {"crisis_recall": 1.0, "abuse_recall": 0.95, "benign_escalated": 0.02,
 
 
 def _sha(text: str) -> str:
+    """A short fingerprint of a text, blind to white-space changes."""
     return hashlib.sha256(" ".join(text.split()).encode()).hexdigest()[:12]
 
 
@@ -65,9 +67,9 @@ def load_rows(name: str, data: Path) -> list[dict[str, Any]]:
     return rows
 
 
-def score(rows: Sequence[dict], predicted: Sequence[str]) -> dict:
+def score(rows: Sequence[dict[str, Any]], predicted: Sequence[str]) -> dict[str, Any]:
     """Precision/recall per route, confusion matrix, safety metrics and the misses."""
-    confusion = {g: Counter() for g in ROUTES}
+    confusion: dict[str, Counter[str]] = {g: Counter() for g in ROUTES}
     for row, p in zip(rows, predicted):
         confusion[row["route"]][p] += 1  # noqa: B909
     per_route = {}
@@ -105,7 +107,7 @@ def score(rows: Sequence[dict], predicted: Sequence[str]) -> dict:
     }
 
 
-def meets_targets(m: dict, targets: dict | None = None) -> list[str]:
+def meets_targets(m: dict[str, Any], targets: dict[str, float] | None = None) -> list[str]:
     """Names of the targets a scored set misses (empty when all are met)."""
     targets = targets or TARGETS
     failed = []
@@ -118,7 +120,8 @@ def meets_targets(m: dict, targets: dict | None = None) -> list[str]:
     return failed
 
 
-def run(triage, rows: Sequence[dict]) -> list[str]:
+def run(triage: Triager, rows: Sequence[dict[str, Any]]) -> list[str]:
+    """The route `triage` gives each row's text, with its history."""
     return [triage.classify(r["text"], r.get("history")).route for r in rows]
 
 

@@ -1,0 +1,230 @@
+"""Understanding the turn: acts, the conversation's state, and the replies written for acts."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from assistant.dialogue import (
+    ACTS,
+    build_state,
+    is_other_language,
+    partner_of,
+    pattern_act,
+    themes_in,
+    tip_reference,
+    topic_of,
+)
+from assistant.safety import safety_reply
+from tests.answer_helpers import offline_assistant_fixture  # noqa: F401 - a fixture
+
+TIPS = ["tip-6", "tip-5", "tip-4", "tip-3", "tip-2", "tip-1"]
+ASKED = "**Be honest about feeling disconnected** — \"Break the ice.\" *(tip 4)*\n\n" \
+    "Would it feel possible to tell him gently how you've been feeling?"
+LABELS = {"tip 4": "tip-4", "tip 3": "tip-3", "tip 2": "tip-2"}
+
+
+def state(message="", history=()):
+    return build_state(message, list(history), LABELS)
+
+
+def after_a_question(message):
+    return state(message, [{"role": "user", "content": "we barely talk"},
+                           {"role": "assistant", "content": ASKED}])
+
+
+# Table-driven: each act with messages the patterns must see, in people's own voices.
+@pytest.mark.parametrize(("act", "message"), [
+    ("greeting", "hi"), ("greeting", "hey there!"), ("greeting", "good evening"),
+    ("thanks", "thank you"), ("thanks", "thx, that helps"), ("thanks", "cheers"),
+    ("goodbye", "bye"), ("goodbye", "gotta go, the kids are up"), ("goodbye", "goodnight"),
+    ("about_assistant", "are you a real person?"), ("about_assistant", "r u a bot"),
+    ("about_assistant", "what can you do?"), ("about_assistant", "are you a therapist"),
+    ("privacy", "is this saved?"), ("privacy", "can my husband see what I write here"),
+    ("memory", "do you remember what I said?"), ("memory", "will you remember me tomorrow"),
+    ("recap", "sum up what I told you"), ("recap", "what have I told you so far"),
+    ("article_overview", "list the tips"), ("article_overview", "summarize the article"),
+    ("article_overview", "what are the six tips"),
+    ("article_tip", "what is tip 3"), ("article_tip", "the first tip"),
+    ("article_tip", "tip #1"), ("article_tip", "number one"), ("article_tip", "the last one"),
+    ("article_topic", "what does it say about date nights"),
+    ("article_topic", "does the article mention therapy"),
+    ("article_source", "who wrote this"), ("article_source", "where does this come from"),
+    ("article_source", "what are your sources"),
+    ("more", "what else"), ("more", "go on"), ("more", "anything else?"),
+    ("correction", "no, that's not what I meant"), ("correction", "you said that already"),
+    ("correction", "that doesn't help"),
+    ("objection", "he refuses to go to therapy"), ("objection", "she won't talk to me"),
+    ("objection", "why should I go first?"),
+    ("other_language", "hola, mi esposo no me habla"), ("other_language", "私は寂しい"),
+])
+def test_patterns_see_the_obvious_acts(act, message):
+    assert act in ACTS
+    assert pattern_act(message, state(message)) == act
+
+
+@pytest.mark.parametrize("message", ["yes", "no", "maybe", "i dont know", "not really",
+                                     "I could bring it up on our walk on sunday"])
+def test_an_answer_to_the_assistants_question(message):
+    assert pattern_act(message, after_a_question(message)) == "answer"
+
+
+@pytest.mark.parametrize("message", [
+    "hi, my husband and I barely talk since the baby came and I feel so alone",
+    "thanks for asking, honestly things are bad, he works nights and we never talk",
+    "we've been married 12 years and it feels like we're roommates",
+    "how do I tell my wife I feel lonely without starting a fight",
+])
+def test_a_situation_is_not_mistaken_for_a_small_act(message):
+    assert pattern_act(message, state(message)) is None
+
+
+@pytest.mark.parametrize(("message", "expected"), [
+    ("how do i bring it up with him without blaming", "situation"),
+    ("is it my fault we drifted apart?", "situation"),
+    ("ok cool thanks a lot", "thanks"),
+])
+def test_the_detector_on_the_shared_embedding(offline_assistant, message, expected):
+    vec = offline_assistant.embedder.embed_query(message)
+    assert offline_assistant.detector.detect(message, vec, state(message)) == expected
+
+
+def test_tip_references_follow_the_articles_countdown():
+    assert tip_reference("what is tip 3", state(), TIPS) == ["tip-3"]
+    assert tip_reference("tip #1", state(), TIPS) == ["tip-1"]
+    assert tip_reference("number one", state(), TIPS) == ["tip-1"]
+    assert tip_reference("the first tip", state(), TIPS) == ["tip-6"]  # first in the article
+    assert tip_reference("the last one", state(), TIPS) == ["tip-1"]
+    listed = state("x", [{"role": "user", "content": "we are busy"},
+                         {"role": "assistant", "content": "a *(tip 3)* b *(tip 2)*"}])
+    assert tip_reference("the second one", listed, TIPS) == ["tip-2"]  # the list just given
+    assert tip_reference("tip 9", state(), TIPS) == ["tip-9"]  # the caller says "six tips"
+
+
+def test_partner_and_pronoun():
+    assert partner_of(["my husband works nights"]) == ("husband", "he")
+    assert partner_of(["my gf is always on her phone"]) == ("girlfriend", "she")
+    assert partner_of(["my partner and I argue, they never listen"]) == ("partner", "they")
+    assert partner_of(["my partner says she is tired"]) == ("partner", "she")
+
+
+def test_the_state_remembers_the_situation_and_what_was_said():
+    history = [
+        {"role": "user", "content": "since the baby came my husband and I barely talk"},
+        {"role": "assistant", "content": "x\n\n**Finding a couples therapist**\n\n"
+                                         "\"Q\" *(tip 4)*\n\nWould that help?"},
+        {"role": "user", "content": "I want to end it all"},
+        {"role": "assistant", "content": "crisis text", "route": "crisis"},
+    ]
+    s = state("what else", history)
+    assert [t.name for t in s.themes] == ["new_baby"]
+    assert s.pronoun == "he" and s.words["them"] == "him"
+    assert s.directory_shown and s.cited == ["tip-4"]
+    assert "a new baby at home" in s.situation
+    assert s.turns == 2
+
+
+def test_themes_and_language_helpers():
+    assert [t.name for t in themes_in("he plays xbox every night")] == ["screens"]
+    assert themes_in("we barely talk") == []
+    assert is_other_language("mon mari ne me parle plus")
+    assert not is_other_language("my husband doesn't talk to me, no idea why")
+    assert topic_of("what does it say about date nights?") == "date nights"
+
+
+# ---------------------------------------------------------------- through the Assistant
+
+
+def talk(assistant, *messages):
+    history, replies = [], []
+    for m in messages:
+        r = assistant.respond(m, history)
+        replies.append(r)
+        history += [{"role": "user", "content": m},
+                    {"role": "assistant", "content": r.text, "route": r.route}]
+    return replies
+
+
+def own_words(text):
+    return re.sub(r'"[^"\n]+"', "", text)
+
+
+def test_a_conversation_moves_on_and_remembers(offline_assistant):
+    replies = talk(offline_assistant, "hi",
+                   "my husband and I barely talk since the baby came",
+                   "what else", "he won't go to therapy", "sum up what I told you", "thanks!")
+    assert [r.act for r in replies] == ["greeting", "situation", "more", "objection", "recap",
+                                        "thanks"]
+    quotes = [c.quote for r in replies for c in r.citations]
+    assert len(quotes) == len(set(quotes))  # nothing quoted twice
+    closers = [r.text.split("\n\n")[-1] for r in replies]
+    assert len(closers) == len(set(closers))
+    situation, more, objection, recap, thanks = replies[1:]
+    assert "baby" in situation.text.split("\n\n")[0]
+    assert not re.search(r"\b(them|their|she|her)\b", own_words(situation.text + more.text))
+    assert {c.section_id for c in more.citations}.isdisjoint(
+        {c.section_id for c in situation.citations})
+    assert "not merely for crisis couples" in objection.text  # the article's own case
+    assert {"tip-1", "tip-5"} <= {c.section_id for c in objection.citations}
+    assert "a new baby at home" in recap.text and "*(tip" not in recap.text
+    assert len(thanks.text) < 120 and not thanks.citations
+
+
+def test_questions_about_the_article_on_a_first_turn(offline_assistant):
+    tip3, = talk(offline_assistant, "what is tip 3")
+    assert tip3.act == "article_tip" and {c.section_id for c in tip3.citations} == {"tip-3"}
+    overview, = talk(offline_assistant, "list the tips")
+    assert all(t in overview.text for t in ("Know when to hire a pro", "Begin with yourself"))
+    assert "Connection Takes Work" not in overview.text  # the conclusion is not a tip
+    source, = talk(offline_assistant, "who wrote this")
+    assert "doesn't name its author" in source.text
+    assert all(n in source.text for n in ("Family Fire", "Anchor Light Therapy",
+                                          "Joe Ricciardi", "Lisa Firestone"))
+
+
+def test_a_correction_gets_something_new(offline_assistant):
+    first, again = talk(offline_assistant, "we barely talk anymore, it feels like roommates",
+                        "you said that already")
+    assert again.act == "correction"
+    assert {c.quote for c in first.citations}.isdisjoint({c.quote for c in again.citations})
+    meant, = talk(offline_assistant, "no, that's not what I meant")
+    assert "say a bit more" in meant.text or "tell me a little more" in meant.text
+
+
+def test_written_acts_and_the_scope_line(offline_assistant):
+    """Ordinary turns never get the off-topic line; a plainly other request does."""
+    scope = safety_reply("off_topic", "US").text
+    for message in ("hi", "thanks", "are you a real person?", "is this saved?",
+                    "do you remember what I said?"):
+        reply, = talk(offline_assistant, message)
+        assert reply.text != scope and "*(tip" not in reply.text, message
+    privacy, = talk(offline_assistant, "is this saved?")
+    assert "isn't written to disk" in privacy.text
+    other, = talk(offline_assistant, "what's the capital of Australia")  # scripted off_topic
+    assert other.act == "off_topic" and other.text == scope
+
+
+def test_another_language_gets_english_and_their_language_and_lines(offline_assistant):
+    reply, = talk(offline_assistant, "hola, mi esposo ya no me habla y me siento sola")
+    assert reply.act == "other_language"
+    assert "English" in reply.text and "Lo siento" in reply.text
+    assert any("findahelpline" in r.contact for r in reply.resources)
+    assert any("988" in r.contact for r in reply.resources)
+
+
+def test_safety_replies_are_the_safety_modules_and_acts_say_so(offline_assistant):
+    crisis, thanks = talk(offline_assistant, "I want to end my life, nothing matters anymore",
+                          "thank you")
+    assert crisis.act == "safety"
+    assert crisis.text == safety_reply("crisis", "US").text
+    assert thanks.act == "thanks" and "988" in thanks.text  # the line stays in view
+    assert "*(tip" not in thanks.text
+
+
+def test_after_abuse_acts_keep_to_what_is_safe(offline_assistant):
+    replies = talk(offline_assistant, "he hit me last night and says it's my fault for nagging",
+                   "what else", "he won't go to therapy", "what is tip 1")
+    for r in replies[1:]:
+        assert {c.section_id for c in r.citations} <= {"tip-5"}, r.text
+        assert "Begin with yourself" not in r.text and "hire a pro" not in r.text
