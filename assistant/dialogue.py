@@ -542,8 +542,8 @@ def tip_reference(text: str, state: ConversationState, tips: Sequence[str]) -> l
     listed some, else along the article. `tips` is the article's tips in reading order.
     """
     out: list[str] = []
-    for m in _TIP_NUMBER.finditer(text):
-        raw = (m.group(1) or m.group(2) or "").lower()
+    for ref in _TIP_NUMBER.finditer(text):
+        raw = (ref.group(1) or ref.group(2) or "").lower()
         n = _NUM_WORDS.get(raw) or (int(raw) if raw.isdigit() else 0)
         sid = f"tip-{n}"
         if sid not in out:

@@ -260,8 +260,8 @@ def resolve_followup(
         return FollowUp(message)
 
     focus: list[str] = []
-    for m in _TIP_REF.finditer(message):
-        sid = f"tip-{int(m.group(1))}"
+    for ref in _TIP_REF.finditer(message):
+        sid = f"tip-{int(ref.group(1))}"
         if sid in label_to_section.values() and sid not in focus:
             focus.append(sid)
     if not focus and prev_sections:
@@ -602,7 +602,8 @@ class OfflineResponder:
         head = state.fresh(r["acts"]["topic_lead"], message) if topic else \
             self.acknowledge(message, route, state)
         coverage = next((t.coverage for t in state.current_themes if t.coverage), "")
-        paras = [" ".join(x for x in (head, self._context(passages, sims, state, topic)) if x)]
+        context, context_cites = self._context(passages, sims, state, topic)
+        paras = [" ".join(x for x in (head, context) if x)]
         paras.append(coverage if not state.used(coverage) else "")
         if chosen:
             if not topic:
@@ -613,29 +614,23 @@ class OfflineResponder:
         paras += therapy.paras
         first = therapy.pick or (chosen[0] if chosen else None)
         paras.append(self.closer(first, state, message, len(chosen) + bool(therapy.pick)))
-        context_cites = self._context_citations(paras[0])
         picks = [*chosen, *([therapy.pick] if therapy.pick else [])]
         return Composed(join(paras), context_cites + self.citations(picks), True, fit,
                         therapy_note=therapy.note_used)
 
     def _context(self, passages: Sequence[Any], sims: np.ndarray, state: ConversationState,
-                 topic: bool) -> str:
+                 topic: bool) -> tuple[str, list[Citation]]:
         """The introduction's words, when the person describes the drift it describes."""
         intro = [i for p in passages[:2] if p.chunk.section_id == "intro"
                  for i in self.bank.within(p.chunk)]
         if not intro or state.turns and not topic:
-            return ""
+            return "", []
         i, j, _ = self.quote_span(intro, sims, state.earlier_replies)
         if i < 0 or float(sims[i]) < CONTEXT_MIN:
-            return ""
-        return self.replies["tips"]["context"].format(quote=self.bank.span(i, j),
-                                                      label=section_label("intro"))
-
-    def _context_citations(self, para: str) -> list[Citation]:
-        m = re.search(r"\"(.+?)\" \*\(introduction\)\*", para)
-        if not m:
-            return []
-        return [Citation("intro", self.bank.titles["intro"], m.group(1))]
+            return "", []
+        quote = self.bank.span(i, j)
+        text = self.replies["tips"]["context"].format(quote=quote, label=section_label("intro"))
+        return text, [Citation("intro", self.bank.titles["intro"], quote)]
 
     def choose(self, passages: Sequence[Any], sims: np.ndarray, state: ConversationState,
                limits: Limits, route: str, by_rank: bool = False) -> list[Pick]:

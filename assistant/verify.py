@@ -374,8 +374,9 @@ class Verifier:
             vecs = np.asarray(self._embed(texts), dtype=np.float32)
             for k, vec in zip(to_embed, vecs, strict=True):
                 self._support(checks[k], vec, ctx)
-                if checks[k].recited is not None:
-                    fixed[k] = _recite(fixed.get(k, checks[k].text), checks[k].recited)
+                recited = checks[k].recited
+                if recited is not None:
+                    fixed[k] = _recite(fixed.get(k, checks[k].text), recited)
 
         return self._verdict(answer, spans, checks, fixed, bad_citations, bad_quotes)
 

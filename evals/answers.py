@@ -3,9 +3,17 @@
 Offline mode runs the real Assistant (real index, real triage) over
 evals/data/answers.jsonl (single questions) and answers_conversations.jsonl (follow-ups
 that only make sense with history). LLM mode runs the same Assistant against the test
-server (tests/fake_openai.py, a real OpenAI-compatible HTTP server on loopback) whose
-"model" quotes the passages it was given and plants one unsupported sentence from
-answers_planted.jsonl in every answer; it also replays every endpoint failure.
+server (assistant/testing/fake_openai.py, a real OpenAI-compatible HTTP server on
+loopback) whose "model" quotes the passages it was given and plants one unsupported
+sentence from answers_planted.jsonl in every answer; it also replays every endpoint
+failure.
+
+`--real-llm` instead answers the 12 turns of answers_real_llm.jsonl (8 questions, 2
+conversations with a follow-up) with real small models served by llama.cpp (SmolLM2-135M,
+Gemma 3 270M; `make test-real-llm` installs them): the share of answers shown as `llm`,
+repaired or fallback, prompt leaks and withdrawn text in what was shown, and the time to
+the first checked text and to the full answer. `--record FILE` appends the raw outputs
+(the transcript set replayed by tests/test_llm_transcripts.py).
 
 Metrics, per mode: share of advice/therapy answers with at least one citation; share of
 citations whose section was retrieved; share of quotes verbatim in the corpus; share
@@ -329,10 +337,10 @@ def run_real_llm(model: str, convs: list[dict], deadline: float,
                 row.update(model=model, first_s=round((first or end) - t, 2),
                            total_s=round(end - t, 2))
                 rows.append(row)
-                if turn is not None and turn.answer and "deadline" not in (reply.notice or ""):
+                if turn is not None and turn.answer and "longer than" not in (reply.notice or ""):
                     record.append({k: row[k] for k in (
                         "model", "id", "message", "history", "route", "passages", "answer",
-                        "finish_reason", "mode", "verification", "shown")})
+                        "finish_reason", "instructions", "mode", "verification", "shown")})
                 history += [{"role": "user", "content": message},
                             {"role": "assistant", "content": reply.text, "route": reply.route}]
     return _real_summary(rows, deadline)
@@ -354,6 +362,7 @@ def _real_row(assistant: Any, conv_id: str, i: int, message: str, history: list[
                                            prompt=turn.instructions,
                                            truncated=turn.finish_reason == "length")
         row.update(passages=[p.chunk.chunk_id for p in turn.passages], answer=turn.answer,
+                   instructions=turn.instructions,
                    finish_reason=turn.finish_reason, lost_words=verdict.lost_words,
                    lost_sentences=verdict.lost_sentences, echoes=len(verdict.echoes),
                    kept=[c.text for c in verdict.checks if c.ok])

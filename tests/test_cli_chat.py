@@ -24,7 +24,7 @@ def test_ask_json_end_to_end(capsys):
     out = capsys.readouterr().out
     assert rc == 0
     d = json.loads(out)
-    assert d["mode"] == "offline" and d["route"] == "advice"
+    assert d["mode"] == "offline" and d["route"] == "advice" and d["act"] == "situation"
     assert d["citations"] and all({"section_id", "quote"} <= set(c) for c in d["citations"])
     assert isinstance(d["resources"], list) and "roommates" in d["text"]
 
@@ -41,7 +41,8 @@ def test_ask_with_a_failing_endpoint_prints_the_offline_answer_and_a_notice(
     rc = main(["ask", "how can I show my wife I appreciate her?"])
     captured = capsys.readouterr()
     assert rc == 0
-    assert "*(tip" in captured.out  # the grounded offline answer
+    assert "(tip " in captured.out  # the grounded offline answer
+    assert "**" not in captured.out and "*(tip" not in captured.out  # clean text, no Markdown
     assert "language model wasn't available" in captured.out
     assert SECRET_KEY not in captured.out + captured.err
     assert "Traceback" not in captured.out + captured.err
@@ -67,8 +68,8 @@ def test_chat_keeps_history_for_follow_ups_and_shows_sources(offline_assistant, 
         "/quit",
         "never reached",
     ])
-    assert first.text in text
-    assert f"More from **{second_tip.section_title.split('. ', 1)[1]}**" in text
+    assert "roommates" in text and "**" not in text  # rendered, not raw Markdown
+    assert f"More from {second_tip.section_title.split('. ', 1)[1]}" in text
     assert f"[{second_tip.section_id}]" in text  # /sources lists the last reply's passages
     assert "never reached" not in text
 
@@ -93,3 +94,43 @@ def test_chat_crisis_turn_shows_resources(offline_assistant, monkeypatch):
     text = chat(offline_assistant, monkeypatch,
                 ["I want to end my life, nothing matters anymore"])
     assert "988" in text and "*(tip" not in text
+
+
+def chat_jsonl(assistant, monkeypatch, lines: list[str]) -> tuple[int, list[dict]]:
+    monkeypatch.setattr(chat_cmds, "build_assistant", lambda args: assistant)
+    out = io.StringIO()
+    args = argparse.Namespace(locale=None, offline=True, jsonl=True)
+    rc = chat_cmds.cmd_chat(args, stdin=io.StringIO("\n".join(lines) + "\n"), out=out)
+    return rc, [json.loads(line) for line in out.getvalue().splitlines()]
+
+
+def test_chat_jsonl_answers_each_conversation_as_the_page_would(offline_assistant, monkeypatch):
+    turns = ["hi", "my wife and I barely talk since the baby came", "what else", "thanks"]
+    rc, rows = chat_jsonl(offline_assistant, monkeypatch, [
+        json.dumps({"id": "a", "turns": turns}),
+        json.dumps({"id": "b", "turns": ["what is tip 3"], "locale": "UK"}),
+    ])
+    assert rc == 0 and [r["id"] for r in rows] == ["a", "b"]
+    replies = rows[0]["replies"]
+    assert [r["act"] for r in replies] == ["greeting", "situation", "more", "thanks"]
+    for r in replies:
+        assert set(r) == {"text", "route", "mode", "act", "citations", "resources"}
+    # The same history as the interactive chat and the page: the same replies.
+    history: list[dict] = []
+    for message, got in zip(turns, replies):
+        expected = offline_assistant.respond(message, history)
+        assert got["text"] == expected.text
+        history += [{"role": "user", "content": message},
+                    {"role": "assistant", "content": expected.text, "route": expected.route}]
+    assert rows[1]["replies"][0]["citations"][0]["section_id"] == "tip-3"
+
+
+def test_chat_jsonl_reports_bad_lines_without_a_traceback(offline_assistant, monkeypatch):
+    rc, rows = chat_jsonl(offline_assistant, monkeypatch, [
+        "not json", json.dumps({"id": 7, "turns": []}), json.dumps([1, 2]),
+        json.dumps({"id": "ok", "turns": ["hello"]}),
+    ])
+    assert rc == 1
+    assert [("error" in r) for r in rows] == [True, True, True, False]
+    assert rows[1]["id"] == 7 and "turns" in rows[1]["error"]
+    assert rows[3]["replies"][0]["act"] == "greeting"

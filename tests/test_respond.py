@@ -200,7 +200,7 @@ def test_every_theme_quote_is_a_sentence_of_the_article(offline_assistant):
 @pytest.mark.parametrize(("message", "section", "words"), [
     ("since our baby was born my husband and I are like a tag team", "tip-3", "baby"),
     ("my girlfriend lives in another country and we only video call", "tip-4", "distance"),
-    ("we moved to a new city for his job and I don't know anyone here", "tip-5", "move"),
+    ("we moved to a new city for his job and I don't know anyone here", "tip-5", "moving"),
 ])
 def test_the_situation_shapes_the_reply(offline_assistant, message, section, words):
     c = compose(offline_assistant, message)

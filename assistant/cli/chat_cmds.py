@@ -142,6 +142,15 @@ def _conversation(line: str) -> tuple[Any, list[str], str | None]:
     return row.get("id"), turns, locale if isinstance(locale, str) else None
 
 
+def _row_id(line: str) -> Any:
+    """The id of an input line that could not be answered, when it has one."""
+    try:
+        row = json.loads(line)
+    except json.JSONDecodeError:
+        return None
+    return row.get("id") if isinstance(row, dict) else None
+
+
 def cmd_chat_jsonl(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     """Conversations in, one line of replies per conversation out; bad lines get an error."""
     assistant = build_assistant(args)
@@ -149,14 +158,13 @@ def cmd_chat_jsonl(args: argparse.Namespace, stdin: TextIO, out: TextIO) -> int:
     for n, line in enumerate(stdin, 1):
         if not line.strip():
             continue
-        cid: Any = None
         try:
             cid, turns, locale = _conversation(line)
             result = {"id": cid, "replies": run_conversation(assistant, turns,
                                                              locale or args.locale)}
         except QueryError as exc:
             failed += 1
-            result = {"id": cid, "line": n, "error": str(exc)}
+            result = {"id": _row_id(line), "line": n, "error": str(exc)}
         print(json.dumps(result, ensure_ascii=False), file=out, flush=True)
     return 1 if failed else 0
 
