@@ -422,6 +422,9 @@ class Assistant:
             timings["retrieve"] += turn.retrieve_ms
             notice = (f"The language model wasn't available ({exc}), so this is the "
                       "offline answer from the article.")
+            if turn.deadline_passed:
+                notice = (f"The language model took longer than {self.settings.llm_deadline:g}"
+                          " s, so this is the offline answer from the article.")
             return (yield from self._llm_fallback(text, hist, route, embedding, locale,
                                                   closing, timings, t0, notice, None))
         timings["retrieve"] += turn.retrieve_ms

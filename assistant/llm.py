@@ -69,30 +69,32 @@ def describe_failure(exc: BaseException, *, started: bool = False) -> str:
 
     if isinstance(exc, LLMError):
         return str(exc)
-    if isinstance(exc, openai.AuthenticationError):
-        return "the endpoint refused the API key (401)"
-    if isinstance(exc, openai.PermissionDeniedError):
-        return "the endpoint refused access (403)"
-    if isinstance(exc, openai.RateLimitError):
-        return "the endpoint kept rate-limiting requests (429), even after retries"
-    if isinstance(exc, openai.NotFoundError):
-        return "the model or endpoint was not found (404)"
     if isinstance(exc, openai.BadRequestError):
         body = exc.body if isinstance(exc.body, dict) else {}
         code = str(body.get("code") or (body.get("error") or {}).get("code") or "")
         if "context" in code or "context length" in str(exc.message).lower():
             return "the conversation was too long for the model's context"
         return "the endpoint rejected the request (400)"
-    if isinstance(exc, openai.APIStatusError):
-        return f"the endpoint had a server error ({exc.status_code})"
-    if isinstance(exc, openai.APITimeoutError):
-        return "the endpoint timed out"
-    if isinstance(exc, openai.APIConnectionError):
+    if isinstance(exc, openai.APIConnectionError) and not isinstance(exc, openai.APITimeoutError):
         return "the answer stream broke off" if started else "couldn't connect to the endpoint"
-    if isinstance(exc, json.JSONDecodeError | UnicodeDecodeError):
-        return "the endpoint sent a reply that could not be read"
     if isinstance(exc, ValueError) and "generation" in str(exc).lower():
         return "the endpoint returned an empty answer"
+    # In order: the specific HTTP statuses before the general one.
+    known: list[tuple[Any, str]] = [
+        (openai.AuthenticationError, "the endpoint refused the API key (401)"),
+        (openai.PermissionDeniedError, "the endpoint refused access (403)"),
+        (openai.RateLimitError,
+         "the endpoint kept rate-limiting requests (429), even after retries"),
+        (openai.NotFoundError, "the model or endpoint was not found (404)"),
+        (openai.APITimeoutError, "the endpoint timed out"),
+        (json.JSONDecodeError | UnicodeDecodeError,
+         "the endpoint sent a reply that could not be read"),
+    ]
+    for kind, line in known:
+        if isinstance(exc, kind):
+            return line
+    if isinstance(exc, openai.APIStatusError):
+        return f"the endpoint had a server error ({exc.status_code})"
     return f"the endpoint failed ({type(exc).__name__})"
 
 
@@ -143,6 +145,10 @@ def render_markers(text: str, passages: Sequence[Any]) -> tuple[str, list[int]]:
         return f" *({', '.join(labels)})*" if labels else ""
 
     return CITE_MARKER.sub(sub, text), cited
+
+
+class DeadlineError(LLMError):
+    """The turn's deadline passed before the model finished."""
 
 
 def sane_question(condensed: str | None, message: str, history: str) -> str:
@@ -208,7 +214,7 @@ def within_deadline(pieces: Iterable[Any], seconds: float) -> Iterator[Any]:
             try:
                 item = out.get(timeout=max(0.0, end - time.monotonic()))
             except queue.Empty:
-                raise LLMError(f"the model took longer than {seconds:g} s") from None
+                raise DeadlineError(f"the model took longer than {seconds:.1f} s") from None
             if item is done:
                 return
             if isinstance(item, BaseException):
@@ -255,6 +261,7 @@ class LLMTurn:
     retrieve_ms: float = 0.0
     instructions: str = ""  # the prompt sent, less the passages and the person's words
     finish_reason: str | None = None  # "length" when the token limit cut the answer
+    deadline_passed: bool = False
 
 
 class LLMResponder:
@@ -392,6 +399,9 @@ class LLMResponder:
                         turn.first_token = time.perf_counter()
                     turn.answer += piece
                     yield piece
+        except DeadlineError:
+            turn.deadline_passed = True
+            raise
         except ReconnectError:
             raise
         except Exception as exc:  # noqa: BLE001 - every endpoint failure becomes a fallback

@@ -29,7 +29,7 @@ the passages; and names are taken out before both measures (an invented claim ab
 Dropping a good sentence costs less than showing an invented one, so the rule leans
 that way. An answer that loses more than LOST_SHARE of its words or sentences in
 checking is replaced whole by the offline reply (chosen on the recorded real-model
-transcripts, evals/data/llm_transcripts.jsonl: see `python -m evals answers`).
+transcripts, tests/data/llm_transcripts.jsonl: see `python -m evals answers --real-llm`).
 """
 
 from __future__ import annotations

@@ -88,9 +88,10 @@ def open_page(browser, url: str, *, viewport=DESKTOP, scheme: str = "light", rea
     page.goto(url)
     if ready:
         # Ready (the starters) or failed (the note): don't wait out the timeout on a failure.
-        page.locator(READY_MARKER).filter(visible=True).or_(page.locator(".rc-note")).first.wait_for(
-            timeout=300_000
+        ready_or_failed = (
+            page.locator(READY_MARKER).filter(visible=True).or_(page.locator(".rc-note"))
         )
+        ready_or_failed.first.wait_for(timeout=300_000)
         if page.locator(".rc-note").count():
             raise RuntimeError("the assistant could not start")
     return page
@@ -173,8 +174,13 @@ def test_help_is_one_tap_away_on_a_phone_with_a_link_per_channel(browser, stream
     page.get_by_test_id("stExpandSidebarButton").click()
     side = page.get_by_test_id("stSidebar")
     links = hrefs(side)
-    for href in ("tel:+18007997233", "sms:88788?body=START", "https://thehotline.org/",
-                 "sms:741741?body=HOME", "tel:911"):
+    for href in (
+        "tel:+18007997233",
+        "sms:88788?body=START",
+        "https://thehotline.org/",
+        "sms:741741?body=HOME",
+        "tel:911",
+    ):
         assert href in links, href
     page.context.close()
 
@@ -241,7 +247,7 @@ def test_crisis_message_sent_during_the_cold_start_gets_its_crisis_reply(browser
 def test_markdown_html_and_images_in_a_message_are_shown_as_text(page):
     expect = _expect()
     raw = (
-        "# Not a heading\n**not bold** <b>not html</b> <img src=\"http://example.invalid/a.png\">"
+        '# Not a heading\n**not bold** <b>not html</b> <img src="http://example.invalid/a.png">'
         "\n![pic](http://example.invalid/b.png) [link](http://example.invalid/)"
     )
     ask_in_browser(page, raw)
@@ -253,7 +259,7 @@ def test_markdown_html_and_images_in_a_message_are_shown_as_text(page):
     only_local(page)
 
 
-# --- Quick exit ------------------------------------------------------------------------------------
+# --- Quick exit -------------------------------------------------------------------------
 
 
 def _cut_connection(page, url: str) -> None:
@@ -324,11 +330,12 @@ def _overlaps(page) -> list[str]:
           }
           // Streamlit's own fixed controls (the help panel's open and close buttons, the
           // menu) stay reachable: nothing of the exit bar sits on them.
-          for (const el of document.querySelectorAll('header button, [data-testid="stSidebar"] button')) {
+          const fixed = 'header button, [data-testid="stSidebar"] button';
+          for (const el of document.querySelectorAll(fixed)) {
             const r = el.getBoundingClientRect();
             if (r.width < 2 || r.height < 2 || r.bottom < 0 || r.right < 0) continue;
             const top = document.elementFromPoint(r.left + r.width / 2, r.top + r.height / 2);
-            if (top && top.closest('#rc-exit')) out.push('under the exit bar: ' + el.outerHTML.slice(0, 80));
+            if (top && top.closest('#rc-exit')) out.push('under: ' + el.outerHTML.slice(0, 80));
           }
           return out;
         }""",
@@ -379,9 +386,8 @@ def test_a_20000_character_message_is_taken_and_a_longer_one_is_flagged(page):
     box.press("Enter")
     bubble = page.get_by_test_id("stChatMessage").nth(2)
     expect(bubble.locator(".rc-note")).to_contain_text("first 20,000")
-    page.get_by_test_id("stChatMessage").nth(3).locator("[data-rc-done], .rc-note").first.wait_for(
-        state="attached"
-    )
+    answer = page.get_by_test_id("stChatMessage").nth(3)
+    answer.locator("[data-rc-done], .rc-note").first.wait_for(state="attached")
 
 
 # --- a country switch -----------------------------------------------------------------------------
@@ -425,7 +431,10 @@ def _contrast(page, selector: str) -> float:
           el.focus();
           const parse = (c) => (c.match(/[\\d.]+/g) || []).slice(0, 3).map(Number);
           const lum = ([r, g, b]) => {
-            const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+            const f = (v) => {
+              v /= 255;
+              return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4;
+            };
             return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
           };
           const ring = parse(getComputedStyle(el).outlineColor);

@@ -242,7 +242,8 @@ def test_past_the_turn_deadline_the_offline_answer_follows(
     # about 14 s in all.
     fake_openai.default = lambda body: Say(grounded_answer(body), token_delay=0.2)
     pieces, reply, _ = run(a)
-    assert reply.mode == "fallback" and "longer than 1.5 s" in reply.notice
+    assert reply.mode == "fallback"
+    assert reply.notice.startswith("The language model took longer than 1.5 s")
     assert pieces == [offline_assistant.respond(QUESTION).text]
     # The turn gave up on the stream: the server was still sending it (a 14 s answer).
     assert fake_openai.requests[-1].finished is None
@@ -285,8 +286,10 @@ def test_the_cli_prints_the_answer_once_even_after_a_mid_stream_failure(
     out = io.StringIO()
     reply = stream_reply(llm_assistant, QUESTION, [], None, out)
     assert reply.mode == "fallback"
-    assert out.getvalue().count(reply.text) == 1
-    assert "depressed" not in out.getvalue()
+    printed = " ".join(out.getvalue().split())  # the CLI wraps lines to the terminal
+    first = " ".join(reply.text.split(". ")[0].split())
+    assert printed.count(first) == 1  # the answer once: no partial draft, no second copy
+    assert "depressed" not in printed
 
 
 def test_an_answer_citing_passages_that_do_not_exist_is_replaced(

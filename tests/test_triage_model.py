@@ -111,7 +111,7 @@ def test_a_corrupted_artefact_is_a_clear_error():
 
 def _probs(**given: float) -> np.ndarray:
     rest = (1.0 - sum(given.values())) / (len(ROUTES) - len(given))
-    return np.array([given.get(r, rest) for r in ROUTES], dtype=np.float32)
+    return np.array([given.get(r, rest) for r in ROUTES], dtype=np.float64)
 
 
 def _stub(model: TriageModel) -> TriageModel:
@@ -253,7 +253,8 @@ def test_distress_is_never_lowered_to_off_topic_by_the_model():
 
 @pytest.mark.parametrize("msg", [
     "this commute is killing me, I never see her before bed",
-    "my mum will kill me if we skip christmas again",
+    "she'd kill me if I forgot our anniversary",
+    "I'm dying to take her to that new restaurant",
 ])
 def test_an_idiom_guarded_by_the_rules_sets_the_models_crisis_aside(msg):
     assert load_triage().classify(msg).route not in ("crisis", "abuse")

@@ -1,6 +1,7 @@
 """The chat page, run by Streamlit's AppTest against the real Assistant (offline, and LLM down).
 
-Also a load check: 20 sessions asking at once against one real `streamlit run` server.
+Also, against one real `streamlit run` server: 20 sessions asking at once, and a message
+sent while another is answered (both answered, in order).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from pathlib import Path
 import pytest
 from streamlit.testing.v1 import AppTest
 
-from evals.bench_ui import run_sessions
+from assistant.testing.streamlit_server import WsSession, run_sessions
 from tests.answer_helpers import TIP_PHRASES  # none may appear in a crisis or abuse reply
 from tests.ui_helpers import REPO, streamlit_server  # noqa: F401 - a fixture
 
@@ -62,6 +63,8 @@ def texts(node) -> str:
     for kind in ("markdown", "caption", "error", "warning", "info", "success"):
         parts += [el.value for el in getattr(node, kind)]
     parts += [ex.label for ex in node.expander]
+    parts += [el.value for el in node.text]
+    parts += [h.proto.body for h in node.get("html")]
     return "\n".join(parts)
 
 
@@ -71,10 +74,14 @@ def last_reply(at: AppTest):
     return msg
 
 
+def banner(node) -> str:
+    """The safety banners (the app's own markup) in a part of the page."""
+    return "\n".join(h.proto.body for h in node.get("html") if "rc-banner" in h.proto.body)
+
+
 def top_banner(at: AppTest) -> str:
     """The help line kept at the top of the page (outside any chat message)."""
-    inside = {el.value for msg in at.chat_message for el in msg.error}
-    return "\n".join(el.value for el in at.main.error if el.value not in inside)
+    return "\n".join(h.proto.body for h in at.main.get("html") if "rc-sticky" in h.proto.body)
 
 
 def quotes(reply) -> list[str]:
@@ -91,11 +98,19 @@ def quotes(reply) -> list[str]:
 def test_first_visit_shows_welcome_help_and_starters(page):
     main = texts(page.main)
     assert "not a therapist" in main
-    assert "tel:988" in main  # the crisis line is in reach even on a phone, sidebar closed
+    assert "tel:988" in main and "sms:988" in main  # one tap from the main view
+    assert page.selectbox(key="locale").value == "US"
     side = texts(page.sidebar)
     assert "Need help now?" in [h.value for h in page.sidebar.header]
-    for needle in ("tel:988", "sms:741741", "tel:+18007997233", "tel:911"):
-        assert needle in side
+    for needle in (
+        "tel:988",
+        "sms:741741?body=HOME",
+        "tel:+18007997233",
+        "sms:88788?body=START",
+        "https://thehotline.org/",
+        "tel:911",
+    ):
+        assert needle in side, needle
     starters = [b for b in page.button if b.key and b.key.startswith("starter-")]
     assert len(starters) >= 3
     assert not page.chat_message
@@ -121,7 +136,7 @@ def test_starter_prompt_fills_the_input_without_sending(page):
 def test_question_gets_a_streamed_answer_with_verbatim_sources(page):
     ask(page, "we barely talk anymore, it feels like we're roommates")
     user, reply = page.chat_message
-    assert user.name == "user" and user.markdown[0].value.startswith("we barely talk")
+    assert user.name == "user" and user.text[0].value.startswith("we barely talk")
     body = reply.markdown[0].value
     assert len(body) > 80
     assert reply.expander, "an advice answer shows at least one source"
@@ -131,15 +146,27 @@ def test_question_gets_a_streamed_answer_with_verbatim_sources(page):
         assert len(quote) > 20
         assert " ".join(quote.split()) in CORPUS, quote
     assert len(reply.get("feedback")) == 1
-    assert not page.error and not page.warning
+    assert "rc-note" not in texts(page.main) and not page.warning
     assert "not a therapist" not in texts(page.main), "the welcome goes once the chat starts"
+    assert page.session_state["pending"] == []
+
+
+def test_the_persons_words_are_plain_text(page):
+    raw = "# help\n**me** <img src=http://example.invalid/x.png> ![x](http://example.invalid/y)"
+    ask(page, raw)
+    user = page.chat_message[0]
+    assert [t.value for t in user.text] == [raw]
+    assert not user.markdown, "no Markdown rendering of what the person wrote"
+    reply = page.chat_message[1]
+    assert all("![" not in m.value.replace("!\\[", "") for m in reply.markdown)
 
 
 def test_crisis_message_shows_the_banner_and_no_tips_and_it_stays(page):
     ask(page, "I don't want to be alive anymore")
     reply = last_reply(page)
-    banner = "\n".join(el.value for el in reply.error)
-    assert "tel:988" in banner and "tel:911" in banner
+    shown = banner(reply)
+    assert "tel:988" in shown and "tel:911" in shown and "sms:741741?body=HOME" in shown
+    assert 'role="alert"' not in shown, "announced once, by the page's live region"
     said = texts(reply)
     assert "988" in said
     for phrase in TIP_PHRASES:
@@ -149,8 +176,7 @@ def test_crisis_message_shows_the_banner_and_no_tips_and_it_stays(page):
 
     ask(page, "how do we plan a date night?")
     assert "tel:988" in top_banner(page), "the help line stays for the rest of the session"
-    first_reply = page.chat_message[1]
-    assert "tel:988" in "\n".join(el.value for el in first_reply.error)
+    assert "tel:988" in banner(page.chat_message[1])
 
 
 def test_abuse_message_gives_the_dv_line_and_no_couples_advice(page):
@@ -158,7 +184,7 @@ def test_abuse_message_gives_the_dv_line_and_no_couples_advice(page):
     reply = last_reply(page)
     said = texts(reply)
     assert "1-800-799-7233" in said
-    assert "tel:+18007997233" in "\n".join(el.value for el in reply.error)
+    assert "tel:+18007997233" in banner(reply) and "sms:88788?body=START" in banner(reply)
     for phrase in TIP_PHRASES:
         assert phrase.lower() not in said.lower(), phrase
     assert not re.search(
@@ -174,9 +200,20 @@ def test_locale_switch_changes_the_numbers(page):
     assert "988" not in side and "tel:911" not in side
     ask(page, "I want to kill myself tonight")
     reply = last_reply(page)
-    banner = "\n".join(el.value for el in reply.error)
-    assert "tel:116123" in banner and "tel:999" in banner
-    assert "tel:988" not in banner and "988" not in reply.markdown[0].value
+    assert "tel:116123" in banner(reply) and "tel:999" in banner(reply)
+    assert "tel:988" not in banner(reply) and "988" not in reply.markdown[0].value
+
+
+def test_switching_country_mid_conversation_retells_earlier_replies(page):
+    ask(page, "I don't want to be alive anymore")
+    ask(page, "we never talk anymore")
+    page.selectbox(key="locale").set_value("UK").run()
+    everything = texts(page.main) + texts(page.sidebar)
+    for us in ("tel:988", "988 Suicide", "tel:911", "741741"):
+        assert us not in everything, us
+    for uk in ("tel:116123", "Samaritans", "tel:999"):
+        assert uk in banner(page.chat_message[1]) + top_banner(page), uk
+    assert "116 123" in page.chat_message[1].markdown[0].value
 
 
 def test_new_conversation_clears_history_and_banners(page):
@@ -185,20 +222,19 @@ def test_new_conversation_clears_history_and_banners(page):
     assert len(page.chat_message) == 4 and top_banner(page)
     page.button(key="new_conversation").click().run()
     assert not page.chat_message
-    assert not page.error and not top_banner(page)
+    assert not top_banner(page)
     assert "not a therapist" in texts(page.main)
-    assert page.session_state["messages"] == []
+    assert page.session_state["messages"] == [] and page.session_state["pending"] == []
 
 
-def test_quick_exit_clears_and_sends_the_browser_away(page):
+def test_quick_exit_runs_on_the_client_and_clears_the_server_too(page):
     ask(page, "we fight about money all the time")
-    page.button(key="quick_exit").click().run()
+    scripts = [h.proto.body for h in page.get("html") if h.proto.unsafe_allow_javascript]
+    assert any("location.replace" in s and NEUTRAL_SITE in s for s in scripts)
+    page.button(key="forget_button").click().run()  # what the page's script clicks on its way
     assert not page.chat_message
-    scripts = [h.proto.body for h in page.get("html")]
-    assert any(f'window.location.replace("{NEUTRAL_SITE}")' in s for s in scripts)
     assert "money" not in texts(page.main)
-    page.run()  # if the browser stayed (redirect blocked), the conversation is still gone
-    assert not page.chat_message and page.session_state["messages"] == []
+    assert page.session_state["messages"] == [] and page.session_state["pending"] == []
 
 
 def test_feedback_is_saved_without_the_message(page, feedback_db):
@@ -228,6 +264,7 @@ def test_feedback_is_saved_without_the_message(page, feedback_db):
     assert rows == [("down",)]
 
 
+@pytest.mark.server
 def test_llm_endpoint_down_falls_back_with_a_notice(feedback_db, monkeypatch):
     from assistant.testing.fake_openai import FakeOpenAI
 
@@ -251,6 +288,7 @@ def test_llm_endpoint_down_falls_back_with_a_notice(feedback_db, monkeypatch):
     assert not at.warning and not at.exception
 
 
+@pytest.mark.server
 def test_llm_answer_is_streamed_with_its_sources(feedback_db, monkeypatch):
     from assistant.testing.fake_openai import FakeOpenAI, Reply, grounded_answer
 
@@ -273,22 +311,32 @@ def test_llm_answer_is_streamed_with_its_sources(feedback_db, monkeypatch):
 def test_unreadable_message_gets_a_sentence_not_a_traceback(page):
     ask(page, "\x00\x01\x02")
     reply = last_reply(page)
-    assert reply.warning and "message" in reply.warning[0].value.lower()
-    assert "tel:988" in texts(reply), "help stays in reach when a turn fails"
+    note = texts(reply)
+    assert "rc-note" in note and "message" in note.lower()
+    assert "tel:988" in note, "help stays in reach when a turn fails"
+
+
+def test_a_long_message_is_answered_and_flagged(page):
+    text = "we drifted apart after the baby and I miss us. " * 500  # 23,500 characters
+    ask(page, text)
+    user = page.chat_message[0]
+    assert user.text[0].value == text.strip() or user.text[0].value == text
+    assert "first 20,000" in texts(user)
+    assert last_reply(page).markdown, "still answered"
 
 
 def test_a_failing_turn_is_a_sentence_and_the_logs_keep_no_words(page, monkeypatch, caplog):
-    from assistant.assistant import Assistant
+    from assistant.assistant import Assistant, TextDelta
 
     def broken(self, message, history, locale=None):
-        yield "Partial "
+        yield TextDelta("Partial ")
         raise RuntimeError(f"exploded while reading: {message}")
 
     monkeypatch.setattr(Assistant, "stream", broken)
     with caplog.at_level(logging.ERROR, logger="reconnect.ui"):
         ask(page, "my girlfriend ignores me at dinner")
     reply = last_reply(page)
-    assert "Sorry, something went wrong" in reply.warning[0].value
+    assert "Sorry, something went wrong" in texts(reply)
     assert "Traceback" not in texts(page.main)
     assert "RuntimeError" in caplog.text and "app.py" in caplog.text
     assert "girlfriend" not in caplog.text, caplog.text
@@ -301,22 +349,40 @@ def test_assistant_that_cannot_start_is_a_sentence_with_help(feedback_db, monkey
     monkeypatch.setenv("RECONNECT_CORPUS_DIR", str(empty))
     at = AppTest.from_file(APP, default_timeout=TURN_TIMEOUT).run(timeout=COLD_TIMEOUT)
     assert not at.exception
-    assert "couldn't start" in "\n".join(w.value for w in at.warning)
+    assert "couldn" in texts(at.main) and "start" in texts(at.main)
     assert "tel:988" in texts(at.main) and "tel:988" in texts(at.sidebar)
+    ask(at, "is anyone there? I can't go on")
+    assert "tel:988" in texts(last_reply(at)), "a message sent anyway gets the lines, not silence"
 
 
-# --- load --------------------------------------------------------------------------------------
-
-
-@pytest.mark.server
-@pytest.mark.slow
 def test_twenty_sessions_at_once_without_errors_or_crosstalk(streamlit_server):  # noqa: F811
     result = run_sessions(streamlit_server.url, 20, turns=1)
     assert result["errors"] == []
     assert result["crosstalk"] == []
     assert result["turns"] == 20
     print(f"20 sessions: turn p50 {result['turn_p50_s']} s, p95 {result['turn_p95_s']} s")
-    assert result["turn_p95_s"] < 60
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_a_message_sent_during_an_answer_is_answered_after_it(streamlit_server):  # noqa: F811
+    """A client that doesn't hold its input (no browser): the page's queue keeps both."""
+    session = WsSession(streamlit_server.url)
+    try:
+        session.load()
+        first, second = "first: we argue about chores", "second: how do we stop?"
+        session.submit(first)
+        session.read_until(first)  # its bubble is drawn: the answer is being written now
+        session.submit(second)
+        seen: list[str] = []
+        for _ in range(10):
+            seen = session.read_run().texts
+            if len([t for t in seen if "data-rc-done" in t]) == 2:
+                break
+        assert [t for t in seen if t in (first, second)] == [first, second]
+        assert len([t for t in seen if "data-rc-done" in t]) == 2, "both answered"
+    finally:
+        session.close()
 
 
 def test_streamlit_config_has_no_telemetry_and_runs_headless():

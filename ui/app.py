@@ -13,10 +13,12 @@ tenth of a second so a message sent meanwhile is queued at once.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import html
 import json
 import logging
+import os
 import re
 import threading
 import time
@@ -134,8 +136,9 @@ def wait_until_ready(loader: Loader, slot: Any) -> None:
         # Each update is a point where Streamlit can stop this run for a newer one, so a
         # message sent now is queued at once instead of merged with a later one.
         seconds = int(time.monotonic() - started)
-        slot.html(status_html(f"Getting ready… ({seconds} s) Your messages will be answered "
-                              "in order."))
+        slot.html(
+            status_html(f"Getting ready… ({seconds} s) Your messages will be answered in order.")
+        )
     slot.empty()
 
 
@@ -198,7 +201,8 @@ def _e(text: str) -> str:
 def _links(res: Resource, *, short: bool = False) -> str:
     parts = []
     for ch in channels(res):
-        external = ' target="_blank" rel="noopener noreferrer"' if ch.href.startswith("http") else ""
+        web = ch.href.startswith("http")
+        external = ' target="_blank" rel="noopener noreferrer"' if web else ""
         # Short labels ("Chat") fit the help row on a phone; the name is said just before.
         label = ch.label.split(" at ")[0] if short else ch.label
         parts.append(f'<a href="{_e(ch.href)}"{external}>{_e(label)}</a>')
@@ -263,7 +267,8 @@ def note_html(sentence: str, locale: str) -> str:
 
 def status_html(text: str) -> str:
     """A visible state while the page works ("Getting ready…", "Thinking…")."""
-    return f'<div class="rc-thinking"><span class="rc-dots" aria-hidden="true"></span>{_e(text)}</div>'
+    dots = '<span class="rc-dots" aria-hidden="true"></span>'
+    return f'<div class="rc-thinking">{dots}{_e(text)}</div>'
 
 
 def done_marker(msg_id: str, *, new: bool) -> str:
@@ -387,8 +392,9 @@ def run_turn(assistant: Assistant, item: dict, settings: Settings, locale: str) 
         banner, thinking, body = st.empty(), st.empty(), st.empty()
         thinking.html(status_html("Thinking…"))
         try:
-            reply = stream_into(body, thinking, assistant.stream(item["text"], history,
-                                                                 locale=locale))
+            reply = stream_into(
+                body, thinking, assistant.stream(item["text"], history, locale=locale)
+            )
         except QueryError as exc:
             body.empty()
             thinking.empty()
@@ -399,8 +405,14 @@ def run_turn(assistant: Assistant, item: dict, settings: Settings, locale: str) 
             thinking.empty()
             return _failed(TURN_FAILED, locale)
         data = reply.to_dict()
-        msg = {"id": uuid.uuid4().hex, "role": "assistant", "content": data["text"],
-               "route": data["route"], "reply": data, "locale": locale}
+        msg = {
+            "id": uuid.uuid4().hex,
+            "role": "assistant",
+            "content": data["text"],
+            "route": data["route"],
+            "reply": data,
+            "locale": locale,
+        }
         if data["route"] in BANNER_TITLE:
             banner.html(banner_html(data["route"], reply.resources))
         # The Reply's text is the final word: verification may have revised the stream.
@@ -475,9 +487,9 @@ def _locale_label(code: str) -> str:
     return label[:1].upper() + label[1:]
 
 
-def page_assets() -> None:
-    """The page's own styles and script (Quick exit, announcements, the long-message note)."""
-    st.html(f"<style>{(HERE / 'page.css').read_text(encoding='utf-8')}</style>")
+@functools.cache
+def _assets() -> tuple[str, str]:
+    """The page's stylesheet and script, read once per process."""
     config = {
         "neutral": NEUTRAL_SITE,
         "maxChars": MAX_MESSAGE_CHARS,
@@ -486,9 +498,30 @@ def page_assets() -> None:
     }
     script = (HERE / "page.js").read_text(encoding="utf-8")
     script = script.replace("__CONFIG__", json.dumps(config).replace("</", "<\\/"))
+    return (HERE / "page.css").read_text(encoding="utf-8"), script
+
+
+def page_assets() -> None:
+    """The page's own styles and script (Quick exit, announcements, the long-message note)."""
+    css, script = _assets()
+    st.html(f"<style>{css}</style>")
     with st.container(key="forget"):
         st.html(f"<script>{script}</script>", unsafe_allow_javascript=True)
         st.button("Forget this conversation", key="forget_button", on_click=forget)
+
+
+_SETTINGS_ENV = ("RECONNECT_", "OPENAI_", "CHROMA_", "AZURE_OPENAI")
+
+
+@functools.lru_cache(maxsize=8)
+def _settings(env: tuple[tuple[str, str], ...], cwd: str) -> Settings:
+    return Settings()
+
+
+def load_settings() -> Settings:
+    """The settings for this run; read again only when the environment or folder changed."""
+    env = tuple(sorted((k, v) for k, v in os.environ.items() if k.startswith(_SETTINGS_ENV)))
+    return _settings(env, os.getcwd())
 
 
 def sidebar(settings: Settings) -> None:
@@ -622,7 +655,7 @@ def main() -> None:
     ss = _state()
     page_assets()
     try:
-        settings = Settings()
+        settings = load_settings()
     except Exception as exc:  # noqa: BLE001 - e.g. an invalid RECONNECT_* variable
         _log_failure("reading the settings", exc)
         settings_failed(ss)

@@ -77,7 +77,8 @@ _WATCH = """(before) => {
     if (t.bubble === undefined && m.length > before) t.bubble = now() - t.enter;
     const answer = m[before + 1];
     if (!answer) return;
-    if (t.thinking === undefined && answer.querySelector('.rc-thinking')) t.thinking = now() - t.enter;
+    if (t.thinking === undefined && answer.querySelector('.rc-thinking'))
+      t.thinking = now() - t.enter;
     const body = [...answer.querySelectorAll('[data-testid="stMarkdownContainer"]')]
       .some(el => el.innerText.trim().length > 0);
     if (t.first_text === undefined && (body || answer.querySelector('.rc-banner')))

@@ -216,72 +216,81 @@ class _Handler(BaseHTTPRequestHandler):
                 seen.finished = time.perf_counter()
 
     def _act(self, action: Action, body: dict, seen: Seen) -> None:
+        handlers = {Status: self._status, Hang: self._hang, Garbage: self._garbage,
+                    EmptyReply: self._empty, BrokenStream: self._broken, Reply: self._reply}
+        handlers[type(action)](action, body, seen)  # type: ignore[operator]
+
+    def _status(self, action: Status, body: dict, seen: Seen) -> None:
+        extra = {}
+        if action.retry_after_ms is not None:
+            extra["retry-after-ms"] = str(action.retry_after_ms)
+        self._json(action.code, _error(action.message, action.error_type, action.error_code),
+                   extra)
+
+    def _hang(self, action: Hang, body: dict, seen: Seen) -> None:
+        # Wait without answering; the client's timeout is what ends this.
+        self.state.closing.wait(action.seconds)
+        self.close_connection = True
+
+    def _garbage(self, action: Garbage, body: dict, seen: Seen) -> None:
+        if body.get("stream"):
+            self._start_chunked("text/event-stream")
+            self._chunk(action.body)
+            self._end_chunked()
+            return
+        self.send_response(200)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(action.body)))
+        self.end_headers()
+        self.wfile.write(action.body)
+
+    def _empty(self, action: EmptyReply, body: dict, seen: Seen) -> None:
+        if not body.get("stream"):
+            self._json(200, _completion(body.get("model", "fake-model"), ""))
+            return
+        self._start_chunked("text/event-stream")
+        self._event("[DONE]")
+        self._end_chunked()
+
+    def _broken(self, action: BrokenStream, body: dict, seen: Seen) -> None:
         model = body.get("model", "fake-model")
-        stream = bool(body.get("stream"))
-        if isinstance(action, Status):
-            extra = {}
-            if action.retry_after_ms is not None:
-                extra["retry-after-ms"] = str(action.retry_after_ms)
-            self._json(action.code, _error(action.message, action.error_type, action.error_code),
-                       extra)
-        elif isinstance(action, Hang):
-            # Wait without answering; the client's timeout is what ends this.
-            self.state.closing.wait(action.seconds)
-            self.close_connection = True
-        elif isinstance(action, Garbage):
-            if stream:
-                self._start_chunked("text/event-stream")
-                self._chunk(action.body)
-                self._end_chunked()
-            else:
-                self.send_response(200)
-                self.send_header("Content-Type", "application/json")
-                self.send_header("Content-Length", str(len(action.body)))
-                self.end_headers()
-                self.wfile.write(action.body)
-        elif isinstance(action, EmptyReply):
-            if stream:
-                self._start_chunked("text/event-stream")
-                self._event("[DONE]")
-                self._end_chunked()
-            else:
-                self._json(200, _completion(model, ""))
-        elif isinstance(action, BrokenStream):
-            self._start_chunked("text/event-stream")
-            self._event(_delta(model, {"role": "assistant", "content": ""}))
-            seen.first_token = time.perf_counter()
-            self._event(_delta(model, {"content": action.text}))
-            # Drop the connection mid-stream: no final chunk, no [DONE], no chunk terminator.
-            self.close_connection = True
-            self.wfile.flush()
-        elif isinstance(action, Reply):
-            text, finish = _limit(action.text, body)
-            if not stream:
-                if action.first_token_delay:
-                    time.sleep(action.first_token_delay)
-                seen.first_token = seen.finished = time.perf_counter()
-                self._json(200, _completion(model, text, finish))
-                return
-            self._start_chunked("text/event-stream")
-            self._event(_delta(model, {"role": "assistant", "content": ""}))
+        self._start_chunked("text/event-stream")
+        self._event(_delta(model, {"role": "assistant", "content": ""}))
+        seen.first_token = time.perf_counter()
+        self._event(_delta(model, {"content": action.text}))
+        # Drop the connection mid-stream: no final chunk, no [DONE], no chunk terminator.
+        self.close_connection = True
+        self.wfile.flush()
+
+    def _reply(self, action: Reply, body: dict, seen: Seen) -> None:
+        model = body.get("model", "fake-model")
+        text, finish = _limit(action.text, body)
+        if not body.get("stream"):
             if action.first_token_delay:
                 time.sleep(action.first_token_delay)
-            for i, piece in enumerate(_pieces(text, action.words_per_piece)):
-                if i and action.token_delay:
-                    time.sleep(action.token_delay)
-                if self.state.closing.is_set():
-                    return
-                self._event(_delta(model, {"content": piece}))
-                if seen.first_token is None:
-                    seen.first_token = time.perf_counter()
-            self._event(_delta(model, {}, finish=finish))
-            if (body.get("stream_options") or {}).get("include_usage"):
-                self._event({**_chunk_base(model), "choices": [], "usage": _usage(action.text)})
-            # Stamped before the last bytes go out: the client may be done reading them
-            # before this thread runs again, and a benchmark reads the stamp right then.
-            seen.finished = time.perf_counter()
-            self._event("[DONE]")
-            self._end_chunked()
+            seen.first_token = seen.finished = time.perf_counter()
+            self._json(200, _completion(model, text, finish))
+            return
+        self._start_chunked("text/event-stream")
+        self._event(_delta(model, {"role": "assistant", "content": ""}))
+        if action.first_token_delay:
+            time.sleep(action.first_token_delay)
+        for i, piece in enumerate(_pieces(text, action.words_per_piece)):
+            if i and action.token_delay:
+                time.sleep(action.token_delay)
+            if self.state.closing.is_set():
+                return
+            self._event(_delta(model, {"content": piece}))
+            if seen.first_token is None:
+                seen.first_token = time.perf_counter()
+        self._event(_delta(model, {}, finish=finish))
+        if (body.get("stream_options") or {}).get("include_usage"):
+            self._event({**_chunk_base(model), "choices": [], "usage": _usage(action.text)})
+        # Stamped before the last bytes go out: the client may be done reading them
+        # before this thread runs again, and a benchmark reads the stamp right then.
+        seen.finished = time.perf_counter()
+        self._event("[DONE]")
+        self._end_chunked()
 
 
 def _limit(text: str, body: dict) -> tuple[str, str]:

@@ -302,6 +302,19 @@ class WsSession:
                 turn.seconds = time.perf_counter() - start
                 return turn
 
+    def read_until(self, text: str) -> Turn:
+        """Read what the server sends until an element shows exactly `text`."""
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        turn = Turn(seconds=0.0)
+        deadline = time.perf_counter() + self.timeout
+        while text not in turn.texts:
+            fwd = ForwardMsg()
+            fwd.ParseFromString(self.ws.recv(timeout=max(0.1, deadline - time.perf_counter())))
+            if fwd.WhichOneof("type") == "delta":
+                self._collect(fwd, turn)
+        return turn
+
     def load(self) -> Turn:
         """Open the page (the first run of a new tab)."""
         return self._rerun()
