@@ -325,6 +325,7 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
                              r"(?!.{0,40}\b(author|wrote|source)\b)",
                              r"\bwhat does (the|this) article say\??$",
                              r"\bwhat (are|were) the tips\b", r"^(the )?tips\??$",
+                             r"^tl;? ?dr\b",
                              r"\bmain (points|ideas|tips)\b", r"\bhow many tips\b",
                              r"\b(the|whole|full|entire) list\b",
                              r"\bshow me (the|all the) tips\b", r"\bwhat tips\b.{0,20}\bhave\b")),
@@ -339,7 +340,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
                           r"\bwhat('s| is) (the article'?s?|its) (take|advice|view) on\b",
                           r"\bwhich tip (is |talks |covers |says )?(about|for|on)\b",
                           r"\bwhat (does|did) (it|the article) say (about|on)\b")),
-    ("privacy", _rx(r"\b(is|are|will|does) (this|it|my messages?|our (chat|conversation)|"
+    ("privacy", _rx(r"\b(is|are|will|does) (this|it|any of (this|it)|anything|my messages?|"
+                    r"our (chat|conversation)|"
                     r"what i (say|type|write)|anything i (say|type)|the chat|this chat|"
                     r"this conversation|my data)\b.{0,20}\b(saved|stored|recorded|logged|kept|"
                     r"private|confidential|anonymous|secure|shared|sold|read|seen)",
@@ -369,7 +371,8 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
 )
 _TIP_OR_ORDINAL = (_TIP_NUMBER, _TIP_ORDINAL)
 _GREETING = re.compile(
-    r"^(hi+|hello+|hey+|hiya|heya|howdy|yo|hallo|good (morning|afternoon|evening|day)|"
+    r"^(hi+|hello+|hey+|hiya|heya|howdy|yo|hallo|hola|bonjour|salut|ciao|"
+    r"good (morning|afternoon|evening|day)|"
     r"greetings|hi there|hey there|morning|evening|sup|what'?s up|how are you|how r u)\b", re.I)
 _THANKS = re.compile(
     r"\b(thanks?|thank (you|u)|thx|thnx|ty|tysm|cheers|ta|appreciate (it|that|you|this)|"

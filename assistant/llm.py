@@ -411,6 +411,7 @@ class LLMResponder:
 
 
 __all__ = [
+    "DeadlineError",
     "LLMResponder",
     "LLMTurn",
     "MarkerStream",

@@ -805,13 +805,19 @@ class Triage:
         """Combine the trained classifier with the route so far.
 
         The more severe route wins, so the model may raise a route and never lowers a rules
-        crisis or abuse (nor turns a relationship question off_topic). One exception: when
+        crisis or abuse (nor turns a relationship question off_topic); between therapy and
+        advice it only speaks when the rules said off_topic. One exception: when
         the text the model fired on holds an idiom or hyperbole the rules guarded ("this
         commute is killing me", "she'd kill me if I forgot") and the rules saw no crisis or
         abuse signal in it, the model's crisis or abuse is not taken.
         """
         assert self.model is not None
         m = self.model.classify(message, self.encoder, embedding)
+        if m.route not in SAFETY and (route != "off_topic" or m.scores["off_topic"] >= max(
+                m.scores["advice"], m.scores["therapy"])):
+            # therapy or advice stays the rules' call (the head learnt it from topic proxies);
+            # the rules' off_topic gives way only when the head's likeliest reading is not
+            return route, confidence
         if SEVERITY[m.route] <= SEVERITY[route]:
             if m.route == route:
                 confidence = max(confidence, min(0.95, m.confidence))

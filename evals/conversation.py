@@ -138,6 +138,8 @@ class Scorer:
             self.defects["echo"].append(f"{rid}: “{span}”")
         if antecedent(reply.text):
             self.defects["antecedent"].append(rid)
+        if (reply.verification or "").startswith("repaired"):  # a quote not in the article
+            self.defects["verbatim"].append(rid)
         self._safety(rid, reply)
 
     def _safety(self, rid: str, reply: Any) -> None:
@@ -244,7 +246,8 @@ def main(argv: list[str]) -> int:
     print(table(["act", "n", "accuracy"],
                 [[a, v["n"], v["accuracy"]] for a, v in s["per_act"].items()]
                 + [["ALL", s["turns"], s["act_accuracy"]]]))
-    checks = ["sections", "echo", "antecedent", "repetition", "pronoun", "safety_changed"]
+    checks = ["sections", "echo", "antecedent", "repetition", "pronoun", "safety_changed",
+              "verbatim"]
     print("\n" + table(["check", "defects"], [[c, s["defects"].get(c, 0)] for c in checks]))
     if args.misses or args.show:
         for m in s["misses"]:

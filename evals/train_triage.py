@@ -37,7 +37,7 @@ NEGATIVE_WINDOWS = 6  # windows per long non-safety training post, taken as nega
 # calibration targets on dev: the highest threshold that keeps crisis recall at least
 # RECALL_GOAL, unless that escalates more than ESCALATION_CAP of the harmless dev rows
 RECALL_GOAL = {"crisis": 0.97, "abuse": 0.93}
-ESCALATION_CAP = {"crisis": 0.02, "abuse": 0.01}
+ESCALATION_CAP = {"crisis": 0.015, "abuse": 0.005}
 OFF_TOPIC_PRECISION = 0.97
 COMMAND = "python -m evals train-triage"
 
@@ -331,7 +331,8 @@ def write_artefact(kind: str, weights: dict, thresholds: dict, strength: float,
                         "evals/data/triage_model/written.jsonl (written for this model)"],
         },
         "calibration": "thresholds chosen on dev: the highest that keeps crisis recall >= 0.97 "
-                       "(abuse 0.93) within 2% (abuse 1%) harmless dev rows escalated",
+                       "(abuse 0.93) within 1.5% (abuse a further 0.5%) harmless dev rows "
+                       "escalated by the head alone",
         "dev": dev_metrics,
     }
     files = {"head.npz": head,

@@ -178,8 +178,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                           _fmt(v["abuse_recall"]), _fmt(v["benign_escalated"])]
                          for s, v in m["by_source"].items()]))
         failed += [f"{name}: {f}" for f in meets_targets(m, targets)]
-    if hasattr(triage.embedder, "save"):
-        triage.embedder.save()  # the eval cache: the next run embeds nothing new
+    encoder = getattr(triage, "encoder", None)
+    if hasattr(encoder, "save"):
+        encoder.save()  # the eval cache: the next run embeds nothing new
     for m in results.values():  # keep message text out of the results file
         m["misses"] = [{k: v for k, v in x.items() if k != "text"} for x in m["misses"]]
     path = write_results(f"triage-{mode.replace('+', '-')}", {

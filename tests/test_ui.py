@@ -363,6 +363,41 @@ def test_twenty_sessions_at_once_without_errors_or_crosstalk(streamlit_server): 
     print(f"20 sessions: turn p50 {result['turn_p50_s']} s, p95 {result['turn_p95_s']} s")
 
 
+@pytest.fixture
+def cold_server(tmp_path):
+    """A server nobody has opened yet: the Assistant loads when the first page asks."""
+    from assistant.testing.streamlit_server import StreamlitServer, server_env, server_workdir
+
+    server = StreamlitServer(cwd=server_workdir(tmp_path), env=server_env(tmp_path / "data"))
+    server.start(timeout=120)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.mark.server
+@pytest.mark.slow
+def test_a_crisis_message_sent_during_the_cold_start_gets_its_crisis_reply(cold_server):
+    session = WsSession(cold_server.url, timeout=600)
+    try:
+        session.start_load()  # the first run: it waits for the Assistant to load
+        crisis = "I don't want to be alive anymore"
+        session.submit(crisis)
+        session.read_until(crisis)  # its bubble is drawn while the Assistant still loads
+        session.submit("hello?")  # sent while the first waits: queued behind it
+        seen: list[str] = []
+        for _ in range(20):
+            seen = session.read_run().texts
+            if len([t for t in seen if "data-rc-done" in t]) == 2:
+                break
+        assert [t for t in seen if t in (crisis, "hello?")] == [crisis, "hello?"]
+        banners = [t for t in seen if "rc-banner-crisis" in t]
+        assert banners and "tel:988" in banners[0], "the crisis message got its crisis reply"
+    finally:
+        session.close()
+
+
 @pytest.mark.server
 @pytest.mark.slow
 def test_a_message_sent_during_an_answer_is_answered_after_it(streamlit_server):  # noqa: F811

@@ -6,9 +6,10 @@ to the logs. The Assistant (embedding model, index) is built once per server pro
 background thread, so the page takes messages while it gets ready.
 
 Nothing sent is lost: the chat input queues each message (`on_submit`) and the page answers
-the queue in order; while a run answers, the input is disabled on the client
-(`submit_mode="disable"`), and while the Assistant loads, the page yields to Streamlit every
-tenth of a second so a message sent meanwhile is queued at once.
+the queue in order. Streamlit merges two sends that arrive while a run can't be stopped (the
+older is dropped), so the page never blocks: the Assistant loads, and each answer is
+written, on another thread while the run redraws a status every few hundredths of a second,
+where a newer run can take over and queue the new message at once.
 """
 
 from __future__ import annotations
@@ -129,15 +130,17 @@ def _log_failure(what: str, exc: BaseException) -> None:
     log.error("%s failed: %s\n%s", what, type(exc).__name__, frames)
 
 
-def wait_until_ready(loader: Loader, slot: Any) -> None:
+def wait_until_ready(loader: Loader, slot: Any, locale: str) -> None:
     """Wait for the Assistant with a visible note, yielding to Streamlit as it waits."""
     started = time.monotonic()
     while not loader.wait(0.1):
         # Each update is a point where Streamlit can stop this run for a newer one, so a
-        # message sent now is queued at once instead of merged with a later one.
+        # message sent now is queued at once instead of merged with a later one. The crisis
+        # line is in the note: help must not wait for the Assistant.
         seconds = int(time.monotonic() - started)
         slot.html(
             status_html(f"Getting ready… ({seconds} s) Your messages will be answered in order.")
+            + help_now_html(locale)
         )
     slot.empty()
 
@@ -166,6 +169,7 @@ def clear_conversation() -> None:
     ss = st.session_state
     ss["messages"] = []
     ss["pending"] = []
+    ss["in_flight"] = {}
     ss["banners"] = []
     for key in [k for k in ss if isinstance(k, str) and k.startswith("fb-")]:
         del ss[key]
@@ -366,17 +370,61 @@ def _paragraphs(text: str) -> Iterator[str]:
     yield from (p for p in re.split(r"(?<=\n\n)", text) if p)
 
 
-def stream_into(body: Any, thinking: Any, events: Iterable[Any]) -> Reply:
+class InFlight:
+    """One queued message being answered off the script's thread.
+
+    A newer run (a message sent meanwhile, a country change) stops the script, not this
+    work: the next run picks the same answer up where it is, so nothing is computed twice.
+    """
+
+    def __init__(self, assistant: Assistant, text: str, history: list[dict], locale: str):
+        self.events: list[Any] = []
+        self.error: BaseException | None = None
+        self.done = threading.Event()
+        args = (assistant, text, history, locale)
+        threading.Thread(target=self._run, args=args, daemon=True).start()
+
+    def _run(self, assistant: Assistant, text: str, history: list[dict], locale: str) -> None:
+        try:
+            for event in assistant.stream(text, history, locale=locale):
+                self.events.append(event)
+        except BaseException as exc:  # noqa: BLE001 - re-raised on the script's thread
+            self.error = exc
+        finally:
+            self.done.set()
+
+
+def _in_flight(assistant: Assistant, item: dict, locale: str) -> InFlight:
+    turns = st.session_state.setdefault("in_flight", {})
+    if item["id"] not in turns:
+        history = _history(st.session_state.messages)
+        turns[item["id"]] = InFlight(assistant, item["text"], history, locale)
+    return turns[item["id"]]
+
+
+def stream_into(body: Any, thinking: Any, turn: InFlight) -> Reply:
     """Show the text as it comes, a paragraph at a time; return the final Reply."""
-    shown = ""
-    for event in events:
-        if isinstance(event, TextDelta) and event.text:
-            for paragraph in _paragraphs(event.text):
-                shown += paragraph
-                body.markdown(safe_markdown(shown))
-            thinking.empty()
-        elif isinstance(event, Final):
-            return event.reply
+    shown, seen = "", 0
+    while True:
+        finished = turn.done.wait(0.05)
+        events = turn.events[seen:]
+        seen += len(events)
+        for event in events:
+            if isinstance(event, TextDelta) and event.text:
+                for paragraph in _paragraphs(event.text):
+                    shown += paragraph
+                    body.markdown(safe_markdown(shown))
+                thinking.empty()
+            elif isinstance(event, Final):
+                return event.reply
+        if finished:
+            break
+        if not shown:
+            # Redrawn as it waits: each call is where a newer run can take over at once, so
+            # a message sent now is queued instead of merged with the next one.
+            thinking.html(status_html("Thinking…"))
+    if turn.error is not None:
+        raise turn.error
     raise RuntimeError("the assistant's stream ended without a reply")
 
 
@@ -387,14 +435,11 @@ def _failed(sentence: str, locale: str) -> dict:
 
 def run_turn(assistant: Assistant, item: dict, settings: Settings, locale: str) -> dict:
     """Answer one queued message, drawing it as it comes; return the reply's message."""
-    history = _history(st.session_state.messages)
     with st.chat_message("assistant", avatar=AVATARS["assistant"]):
         banner, thinking, body = st.empty(), st.empty(), st.empty()
         thinking.html(status_html("Thinking…"))
         try:
-            reply = stream_into(
-                body, thinking, assistant.stream(item["text"], history, locale=locale)
-            )
+            reply = stream_into(body, thinking, _in_flight(assistant, item, locale))
         except QueryError as exc:
             body.empty()
             thinking.empty()
@@ -429,9 +474,10 @@ def answer_queue(assistant: Assistant, settings: Settings, slots: dict[str, Any]
         item = ss.pending[0]
         with slots[item["id"]]:
             msg = run_turn(assistant, item, settings, ss.locale)
-        # No Streamlit call between these two lines: a newer run can't stop this one halfway.
+        # No Streamlit call between these lines: a newer run can't stop this one halfway.
         ss.messages.extend([{"id": item["id"], "role": "user", "content": item["text"]}, msg])
         ss.pending.pop(0)
+        ss.get("in_flight", {}).pop(item["id"], None)
         for route in (msg.get("route"), msg.get("reply", {}).get("sticky_route")):
             if route in BANNER_TITLE and route not in ss.banners:
                 ss.banners.append(route)
@@ -628,7 +674,7 @@ def conversation(settings: Settings, loader: Loader, locale: str) -> None:
             user_bubble(item["text"])
     status = st.empty()
     if not loader.wait(0):
-        wait_until_ready(loader, status)
+        wait_until_ready(loader, status, locale)
         if not ss.pending:
             st.rerun()  # redraw the input's placeholder and the starters, now ready
     if loader.assistant is None:
@@ -668,7 +714,7 @@ def main() -> None:
         PLACEHOLDER if ready else PLACEHOLDER_LOADING,
         key="prompt",
         on_submit=queue_message,
-        submit_mode="disable",
+        submit_mode="submit",
     )
     sidebar(settings)
     st.title("Reconnect", anchor=False)

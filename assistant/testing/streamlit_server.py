@@ -316,8 +316,25 @@ class WsSession:
         return turn
 
     def load(self) -> Turn:
-        """Open the page (the first run of a new tab)."""
+        """Open the page (the first run of a new tab) and wait until it is drawn."""
         return self._rerun()
+
+    def start_load(self) -> None:
+        """Open the page and return as soon as its chat input is drawn (the run goes on)."""
+        from streamlit.proto.BackMsg_pb2 import BackMsg
+        from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
+
+        msg = BackMsg()
+        msg.rerun_script.page_script_hash = self.page_hash
+        self.ws.send(msg.SerializeToString())
+        deadline = time.perf_counter() + self.timeout
+        while self.chat_input_id is None:
+            fwd = ForwardMsg()
+            fwd.ParseFromString(self.ws.recv(timeout=max(0.1, deadline - time.perf_counter())))
+            if fwd.WhichOneof("type") == "new_session":
+                self.page_hash = fwd.new_session.main_script_hash
+            elif fwd.WhichOneof("type") == "delta":
+                self._collect(fwd, Turn(seconds=0.0))
 
     def ask(self, text: str) -> Turn:
         """Submit a message in the chat input and wait for the answer's final run."""
