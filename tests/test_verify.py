@@ -195,7 +195,7 @@ def test_echoes_of_the_prompt_are_removed_before_checking(verifier, retriever):
         "What is one ritual you could start?"
     )
     verdict = verifier.check(answer, passages, prompt=PROMPT)
-    assert [c.kind for c in verdict.echoes] == ["echo", "echo"]
+    assert [c.kind for c in verdict.echoes] == ["token", "echo"]
     assert "passages" not in verdict.text.lower() and "start_of_turn" not in verdict.text
     assert verdict.action == "repaired"
     assert "instructions" in verdict.summary()

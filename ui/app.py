@@ -404,7 +404,7 @@ def _in_flight(assistant: Assistant, item: dict, locale: str) -> InFlight:
 
 def stream_into(body: Any, thinking: Any, turn: InFlight) -> Reply:
     """Show the text as it comes, a paragraph at a time; return the final Reply."""
-    shown, seen = "", 0
+    shown, seen, redrawn = "", 0, 0.0
     while True:
         finished = turn.done.wait(0.05)
         events = turn.events[seen:]
@@ -419,10 +419,11 @@ def stream_into(body: Any, thinking: Any, turn: InFlight) -> Reply:
                 return event.reply
         if finished:
             break
-        if not shown:
-            # Redrawn as it waits: each call is where a newer run can take over at once, so
-            # a message sent now is queued instead of merged with the next one.
+        if not shown and time.monotonic() - redrawn > 0.2:
+            # Redrawn as it waits: each call is where a newer run can take over, so a
+            # message sent now is queued instead of merged with the next one.
             thinking.html(status_html("Thinking…"))
+            redrawn = time.monotonic()
     if turn.error is not None:
         raise turn.error
     raise RuntimeError("the assistant's stream ended without a reply")

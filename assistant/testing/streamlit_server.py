@@ -212,7 +212,16 @@ class WsSession:
         self.timeout = timeout
         self._stack = ExitStack()
         self.ws = self._stack.enter_context(
-            connect(ws_url, subprotocols=["streamlit"], max_size=None, open_timeout=30, proxy=None)
+            # No client keepalive: a busy server answers pings late, and the read timeout
+            # already bounds every wait.
+            connect(
+                ws_url,
+                subprotocols=["streamlit"],
+                max_size=None,
+                open_timeout=30,
+                proxy=None,
+                ping_interval=None,
+            )
         )
         self.chat_input_id: str | None = None
         self.page_hash = ""
