@@ -360,16 +360,13 @@ class Assistant:
         """What the reply may draw on, from the safety policy; and the route to answer as."""
         from .safety import therapy_note
 
-        if sticky != "abuse":
+        policy = turn_policy(route, sticky, locale)
+        if policy.allowed_sections is None:
             return Limits(therapy_note=therapy_note(locale), closing=closing), route
         # After an abuse disclosure only the sections that assume no safe relationship
-        # remain, and couples therapy is not advised (SAFETY.md).
-        sticky_words = self.replies["sticky"]
-        opening = sticky_words["abuse"]
-        if route == "therapy":
-            opening += "\n\n" + sticky_words["abuse_therapy"]
-        allowed = frozenset(sticky_words["abuse_sections"])
-        return Limits(allowed=allowed, abuse=True, opening=opening, closing=closing), "advice"
+        # remain, and couples therapy is not advised (SAFETY.md): the safety module says so.
+        return Limits(allowed=policy.allowed_sections, abuse=True, opening=policy.opening,
+                      closing=closing), policy.respond_as
 
     def _speculate(self, text: str, full: str, hist: list[dict]) -> Any:
         """Start condensing a follow-up early, when the rules see nothing unsafe in it.

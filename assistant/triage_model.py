@@ -109,7 +109,9 @@ def read_artefact(files: dict[str, bytes], sums: str) -> tuple[dict[str, np.ndar
 
 
 class TriageModel:
-    """A logistic or one-hidden-layer head over normalised MiniLM embeddings."""
+    """A head over normalised MiniLM embeddings: `logreg` (5-way logistic), `mlp` (one
+    hidden layer) or `ovr` (5-way logistic plus one-vs-rest binary crisis and abuse heads,
+    whose sigmoid scores stand in the crisis and abuse columns)."""
 
     def __init__(self, weights: dict[str, np.ndarray], manifest: dict[str, Any]) -> None:
         self.weights = weights
@@ -151,7 +153,14 @@ class TriageModel:
             logits = x @ w["W"] + w["b"]
         logits = logits - logits.max(axis=1, keepdims=True)
         e = np.exp(logits)
-        return e / e.sum(axis=1, keepdims=True)
+        p = e / e.sum(axis=1, keepdims=True)
+        if self.kind == "ovr":
+            # one-vs-rest binary heads decide crisis and abuse (columns in `safety`);
+            # the 5-way softmax still ranks therapy, advice and off_topic
+            z = x @ w["Wb"] + w["bb"]
+            for j, route in enumerate(("crisis", "abuse")):
+                p[:, self._index[route]] = 1.0 / (1.0 + np.exp(-z[:, j]))
+        return p
 
     def decide(self, whole: np.ndarray, windowed: np.ndarray | None = None) -> ModelVerdict:
         """Route from the whole-message probabilities and, for long posts, the windows'."""

@@ -25,7 +25,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import RESULTS, quiet_model_logs, table
-from .triage_data import SPLIT_FILE, labelled, prepare
+from .triage_data import SPLIT_FILE, is_distress, labelled, prepare
 
 SEED = 8
 ROUTES = ("crisis", "abuse", "therapy", "advice", "off_topic")
@@ -40,6 +40,8 @@ RECALL_GOAL = {"crisis": 0.97, "abuse": 0.93}
 ESCALATION_CAP = {"crisis": 0.015, "abuse": 0.005}
 OFF_TOPIC_PRECISION = 0.97
 COMMAND = "python -m evals train-triage"
+HEADS = ("logreg", "ovr", "mlp")
+DEFAULT_HEAD = "logreg"  # chosen on dev with --compare (evals/data/README.md)
 
 
 # ---------------------------------------------------------------- embeddings
@@ -127,11 +129,15 @@ def features(cache: EmbeddingCache, rows: list[dict],
     return whole, out
 
 
-def negative_windows(cache: EmbeddingCache, rows: list[dict]) -> tuple[np.ndarray, list[str]]:
-    """Windows of long harmless training posts: every window of a harmless post is harmless."""
+def negative_windows(cache: EmbeddingCache,
+                     rows: list[dict]) -> tuple[np.ndarray, list[str], list[bool]]:
+    """Windows of long harmless training posts: every window of a harmless post is harmless.
+
+    Also says, per window, whether its post is a distress-subreddit row (neutral for the
+    binary crisis head)."""
     from assistant.triage_model import SHORT_WORDS, windows
 
-    texts, labels = [], []
+    texts, labels, neutral = [], [], []
     rng = np.random.default_rng(SEED)
     for r in rows:
         if r["route"] in SAFETY or len(r["text"].split()) <= SHORT_WORDS:
@@ -140,22 +146,48 @@ def negative_windows(cache: EmbeddingCache, rows: list[dict]) -> tuple[np.ndarra
         take = sorted(rng.choice(len(parts), min(NEGATIVE_WINDOWS, len(parts)), replace=False))
         texts += [parts[i] for i in take]
         labels += [r["route"]] * len(take)
-    return cache.embed(texts), labels
+        neutral += [is_distress(r)] * len(take)
+    return cache.embed(texts), labels, neutral
 
 
 # ---------------------------------------------------------------- heads
 
 
-def fit(kind: str, x: np.ndarray, y: np.ndarray, strength: float) -> dict[str, np.ndarray]:
-    """Fit one head; weights as plain arrays (no pickle)."""
+def _binary(x: np.ndarray, y: np.ndarray, strength: float) -> tuple[np.ndarray, float]:
+    from sklearn.linear_model import LogisticRegression
+
+    m = LogisticRegression(C=strength, class_weight="balanced", max_iter=3000,
+                           random_state=SEED)
+    m.fit(x, y)
+    return m.coef_[0].astype(np.float32), float(m.intercept_[0])
+
+
+def fit(kind: str, x: np.ndarray, y: np.ndarray, strength: float,
+        neutral: np.ndarray | None = None) -> dict[str, np.ndarray]:
+    """Fit one head; weights as plain arrays (no pickle).
+
+    `ovr`: the 5-way logistic, plus a binary crisis head (crisis vs the rest, the
+    distress-subreddit rows in `neutral` left out) and a binary abuse head (abuse vs the
+    non-safety rows; crisis rows left out, since abuse routed crisis is caught anyway).
+    """
     from sklearn.linear_model import LogisticRegression
     from sklearn.neural_network import MLPClassifier
 
-    if kind == "logreg":
+    if kind in ("logreg", "ovr"):
         m = LogisticRegression(C=strength, class_weight="balanced", max_iter=3000,
                                random_state=SEED)
         m.fit(x, y)
-        return {"W": m.coef_.T.astype(np.float32), "b": m.intercept_.astype(np.float32)}
+        out = {"W": m.coef_.T.astype(np.float32), "b": m.intercept_.astype(np.float32)}
+        if kind == "ovr":
+            neutral = np.zeros(len(y), dtype=bool) if neutral is None else neutral
+            c, a = ROUTES.index("crisis"), ROUTES.index("abuse")
+            keep_c = ~neutral
+            wc, bc = _binary(x[keep_c], (y[keep_c] == c).astype(int), strength)
+            keep_a = y != c
+            wa, ba = _binary(x[keep_a], (y[keep_a] == a).astype(int), strength)
+            out["Wb"] = np.stack([wc, wa], axis=1).astype(np.float32)
+            out["bb"] = np.array([bc, ba], dtype=np.float32)
+        return out
     # the MLP has no class weights: repeat the rarer routes up to the largest one
     idx = np.arange(len(y))
     counts = np.bincount(y, minlength=len(ROUTES))
@@ -174,6 +206,12 @@ def _model(kind: str, weights: dict[str, np.ndarray], thresholds: dict[str, floa
     from assistant.triage_model import TriageModel
 
     return TriageModel(weights, {"head": kind, "routes": list(ROUTES), "thresholds": thresholds})
+
+
+def _cap_gold(rows: list[dict]) -> list[str]:
+    """Routes for calibration and the escalation cap: distress-subreddit rows are neither
+    crisis positives nor harmless negatives ("distress"; evals/data/README.md)."""
+    return ["distress" if is_distress(r) else r["route"] for r in rows]
 
 
 def _escalated(gold: Sequence[str], hit: Sequence[bool]) -> float:
@@ -209,7 +247,7 @@ def calibrate(kind: str, weights, rows: list[dict], whole: np.ndarray,
     """Choose the thresholds on dev: whole-message ones first, then the window ones."""
     probe = _probe(kind, weights)
     p = probe.probabilities(whole)
-    gold = [r["route"] for r in rows]
+    gold = _cap_gold(rows)
     # abuse routed crisis is caught: for abuse, crisis rows count as positives too
     as_abuse = ["abuse" if g in SAFETY else g for g in gold]
     none = np.zeros(len(rows), dtype=bool)
@@ -254,7 +292,8 @@ def evaluate(model, rows: list[dict], whole: np.ndarray, parts: list[np.ndarray]
         "accuracy": round(sum(a == b for a, b in zip(got, gold)) / len(rows), 3),
         "crisis_recall": round(_recall(gold, crisis, "crisis"), 3),
         "abuse_recall": round(_recall(gold, caught, "abuse"), 3),
-        "benign_escalated": round(_escalated(gold, caught), 3),
+        "benign_escalated": round(_escalated(_cap_gold(rows), caught), 3),
+        "benign_escalated_with_distress": round(_escalated(gold, caught), 3),
         "long_crisis_recall": round(_recall(
             [g if len(w) else "-" for g, w in zip(gold, parts)], crisis, "crisis"), 3),
     }
@@ -267,23 +306,37 @@ def _data(cache: EmbeddingCache):
     rows = {s: _single(labelled(s)) for s in ("train", "dev", "test")}
     print("rows: " + ", ".join(f"{s} {len(v)}" for s, v in rows.items()), flush=True)
     feats = {s: features(cache, rows[s], with_windows=s != "train") for s in ("train", "dev")}
-    neg_x, neg_y = negative_windows(cache, rows["train"])
+    neg_x, neg_y, neg_neutral = negative_windows(cache, rows["train"])
     x = np.vstack([feats["train"][0], neg_x])
     y = np.array([ROUTES.index(r["route"]) for r in rows["train"]]
                  + [ROUTES.index(r) for r in neg_y])
-    return rows, feats, x, y
+    neutral = np.array([is_distress(r) for r in rows["train"]] + neg_neutral, dtype=bool)
+    return rows, feats, x, y, neutral
 
 
-def train(kind: str, cache: EmbeddingCache, rows, feats, x, y) -> tuple[dict, dict, float]:
-    """Fit `kind` with each strength, keep the one with the best dev log-loss."""
-    grid = {"logreg": (1.0, 4.0, 16.0), "mlp": (1e-3, 1e-2)}[kind]
-    dev_rows, (dev_whole, dev_parts) = rows["dev"], feats["dev"]
+def _dev_loss(kind: str, p: np.ndarray, dev_rows: list[dict]) -> float:
+    """Dev log-loss: 5-way for logreg/mlp; for ovr the two binary heads' (each on the rows
+    it was trained to separate)."""
     dev_y = np.array([ROUTES.index(r["route"]) for r in dev_rows])
+    if kind != "ovr":
+        return float(-np.mean(np.log(p[np.arange(len(dev_y)), dev_y] + 1e-9)))
+    loss = 0.0
+    for col, keep in ((0, np.array([not is_distress(r) for r in dev_rows])), (1, dev_y != 0)):
+        q, t = np.clip(p[keep, col], 1e-9, 1 - 1e-9), dev_y[keep] == col
+        loss += float(-np.mean(np.where(t, np.log(q), np.log(1 - q))))
+    return loss
+
+
+def train(kind: str, cache: EmbeddingCache, rows, feats, x, y,
+          neutral) -> tuple[dict, dict, float]:
+    """Fit `kind` with each strength, keep the one with the best dev log-loss."""
+    grid = {"logreg": (1.0, 4.0, 16.0), "ovr": (1.0, 4.0, 16.0), "mlp": (1e-3, 1e-2)}[kind]
+    dev_rows, (dev_whole, dev_parts) = rows["dev"], feats["dev"]
     best = None
     for strength in grid:
-        weights = fit(kind, x, y, strength)
+        weights = fit(kind, x, y, strength, neutral)
         p = _probe(kind, weights).probabilities(dev_whole)
-        loss = float(-np.mean(np.log(p[np.arange(len(dev_y)), dev_y] + 1e-9)))
+        loss = _dev_loss(kind, p, dev_rows)
         print(f"  {kind} strength {strength}: dev log-loss {loss:.3f}", flush=True)
         if best is None or loss < best[0]:
             best = (loss, strength, weights)
@@ -328,7 +381,9 @@ def write_artefact(kind: str, weights: dict, thresholds: dict, strength: float,
                         "evals/data/public/simplesafetytests.csv (CC-BY-4.0)",
                         "evals/data/triage*.jsonl (project-written, held-out rows on test)",
                         "assistant/data/triage_examples.jsonl",
-                        "evals/data/triage_model/written.jsonl (written for this model)"],
+                        "evals/data/triage_model/written.jsonl (written for this model)",
+                        "evals/data/triage_model/written_extra.jsonl (written for this model, "
+                        "second round)"],
         },
         "calibration": "thresholds chosen on dev: the highest that keeps crisis recall >= 0.97 "
                        "(abuse 0.93) within 1.5% (abuse a further 0.5%) harmless dev rows "
@@ -347,9 +402,11 @@ def write_artefact(kind: str, weights: dict, thresholds: dict, strength: float,
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog=COMMAND, description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--head", choices=("logreg", "mlp"), default="logreg")
+    ap.add_argument("--head", choices=HEADS, default=DEFAULT_HEAD)
     ap.add_argument("--compare", action="store_true",
-                    help="fit both heads, print dev and test figures, write nothing")
+                    help="fit every head, print their dev figures, write nothing (the "
+                         "choice is made on dev; the test split is read by `python -m "
+                         "evals triage --set model-test`, for the chosen head only)")
     ap.add_argument("--prepare", action="store_true",
                     help="rebuild evals/data/public/ and the split from the sources, then stop")
     args = ap.parse_args(argv)
@@ -364,25 +421,23 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     embedder = load_embedder(Settings())
     cache = EmbeddingCache(embedder, embedder.model_id)
-    rows, feats, x, y = _data(cache)
+    rows, feats, x, y, neutral = _data(cache)
     cache.save()
-    kinds = ("logreg", "mlp") if args.compare else (args.head,)
+    kinds = HEADS if args.compare else (args.head,)
     report = []
     for kind in kinds:
-        weights, thresholds, strength = train(kind, cache, rows, feats, x, y)
+        weights, thresholds, strength = train(kind, cache, rows, feats, x, y, neutral)
         model = _model(kind, weights, thresholds)
         dev = evaluate(model, rows["dev"], *feats["dev"])
-        line = {"head": kind, "strength": strength, "thresholds": thresholds, "dev": dev}
-        if args.compare:
-            line["test"] = evaluate(model, rows["test"], *features(cache, rows["test"]))
-        report.append(line)
+        report.append({"head": kind, "strength": strength, "thresholds": thresholds,
+                       "dev": dev})
         cache.save()
         if not args.compare:
             write_artefact(kind, weights, thresholds, strength, rows, dev)
     keys = ("n", "accuracy", "crisis_recall", "abuse_recall", "benign_escalated",
-            "long_crisis_recall")
-    print(table(["head", "set", *keys], [[r["head"], s, *[r[s][k] for k in keys]]
-                                         for r in report for s in ("dev", "test") if s in r]))
+            "benign_escalated_with_distress", "long_crisis_recall")
+    print(table(["head (alone, dev)", *keys], [[r["head"], *[r["dev"][k] for k in keys]]
+                                               for r in report]))
     for r in report:
         print(f"{r['head']}: strength {r['strength']}, thresholds {r['thresholds']}")
     return 0

@@ -24,6 +24,7 @@ PUBLIC = DATA / "public"
 MODEL_DATA = DATA / "triage_model"
 SPLIT_FILE = MODEL_DATA / "split.jsonl"
 WRITTEN_FILE = MODEL_DATA / "written.jsonl"
+WRITTEN_EXTRA_FILE = MODEL_DATA / "written_extra.jsonl"  # a second written round (463)
 TEST_SHARE, DEV_SHARE = 0.20, 0.15  # of the rows that are not already held out
 RMHD_MAX_WORDS = 600  # longer posts are cut at a sentence end (the model reads windows)
 
@@ -43,6 +44,22 @@ RMHD_ROUTES: dict[str, tuple[str, int]] = {
         "personalfinance", "UKPersonalFinance", "legaladvice", "teaching", "ukpolitics",
         "unitedkingdom", "conspiracy", "guns")},
 }
+# Distress communities: their rows are proxy-labelled advice, but many carry passive
+# ideation a person would call a crisis. For the escalation cap and the binary crisis
+# head they count as neither crisis positives nor harmless negatives (a crisis check-in
+# for a depressed person is not a harmful escalation); see evals/data/README.md.
+# (r/adhd, r/autism and r/mindfulness are not distress communities: they stay strict)
+DISTRESS_SOURCES = frozenset(f"rmhd:{s}" for s in (
+    "depression", "lonely", "ForeverAlone", "mentalhealth", "anxiety", "bipolarreddit", "bpd",
+    "ptsd", "schizophrenia", "healthanxiety", "socialanxiety", "addiction", "alcoholism",
+    "EDAnonymous"))
+
+
+def is_distress(row: dict) -> bool:
+    """A distress-subreddit row proxy-labelled advice: neutral for the escalation cap."""
+    return row.get("source") in DISTRESS_SOURCES and row.get("route") == "advice"
+
+
 # keyword review of the proxy labels: a suicidal or self-harm sentence outside
 # r/SuicideWatch makes the row crisis; abuse wording makes a proxy label unsafe (dropped)
 SUICIDAL = re.compile(
@@ -292,6 +309,9 @@ def all_rows() -> Iterator[dict]:
                "text": r["text"], "held_out": False}
     for r in read_jsonl(WRITTEN_FILE):
         yield {"id": r["id"], "source": "written", "route": r["route"], "text": r["text"],
+               "history": r.get("history") or [], "held_out": False}
+    for r in read_jsonl(WRITTEN_EXTRA_FILE):
+        yield {"id": r["id"], "source": "written_extra", "route": r["route"], "text": r["text"],
                "history": r.get("history") or [], "held_out": False}
 
 

@@ -370,22 +370,18 @@ def test_a_20000_character_message_is_taken_and_a_longer_one_is_flagged(page):
     expect = _expect()
     box = page.get_by_test_id("stChatInputTextArea")
     box.fill(_long_text(20_000))
-    assert len(box.input_value()) == 20_000
+    assert len(box.input_value()) == 20_000, "the input takes what the pipeline reads"
     expect(page.locator("#rc-too-long")).to_be_empty()
-    box.press("Enter")
-    first = page.get_by_test_id("stChatMessage").nth(1)
-    first.locator("[data-rc-done], .rc-note").first.wait_for(state="attached")
-    expect(page.get_by_test_id("stChatMessage").nth(0).locator(".rc-note")).to_have_count(0)
 
     box.fill(_long_text(25_000))
     assert len(box.input_value()) == 25_000, "a long paste is never dropped"
     expect(page.locator("#rc-too-long")).to_contain_text("25,000")
     expect(page.locator("#rc-too-long")).to_contain_text("20,000")
     box.press("Enter")
-    bubble = page.get_by_test_id("stChatMessage").nth(2)
-    expect(bubble.locator(".rc-note")).to_contain_text("first 20,000")
-    answer = page.get_by_test_id("stChatMessage").nth(3)
-    answer.locator("[data-rc-done], .rc-note").first.wait_for(state="attached")
+    messages = page.get_by_test_id("stChatMessage")
+    expect(messages.nth(0).locator(".rc-note")).to_contain_text("first 20,000")
+    messages.nth(1).locator("[data-rc-done], .rc-note").first.wait_for(state="attached")
+    expect(messages.nth(1).locator("[data-rc-done]")).to_have_count(1)  # answered
 
 
 # --- a country switch -----------------------------------------------------------------------------
@@ -399,9 +395,9 @@ def test_changing_country_updates_every_resource_on_screen(page):
     page.locator(".st-key-help_row").get_by_role("combobox").click()
     page.get_by_role("option", name="Country: United Kingdom").click()
     expect(reply.locator('.rc-banner a[href="tel:116123"]')).to_be_visible()
-    links = hrefs(page.locator("body"))
     for us in ("tel:988", "sms:988", "sms:741741?body=HOME", "tel:911", "tel:+18007997233"):
-        assert us not in links, us
+        expect(page.locator(f'a[href="{us}"]')).to_have_count(0)  # waits for the run to end
+    links = hrefs(page.locator("body"))
     for uk in ("tel:116123", "sms:85258?body=SHOUT", "tel:999"):
         assert uk in links, uk
     said = reply.inner_text()
