@@ -235,13 +235,13 @@ class Assistant:
             sr = safety_reply(route if route in SAFETY_ROUTES else "off_topic", locale,
                               sticky=sticky_before, flags=tuple(result.flags))
             timings["respond"] = _ms(t)
-            reply = Reply(sr.text, mode="offline", resources=list(sr.resources),
-                          notice=_one_line(notices), **base)
+            safe = Reply(sr.text, mode="offline", resources=list(sr.resources),
+                         notice=_one_line(notices), **base)
             timings["first_text"] = _ms(t0)
-            yield TextDelta(reply.text)
+            yield TextDelta(safe.text)
             timings["total"] = _ms(t0)
-            reply.timings = timings
-            yield Final(reply)
+            safe.timings = timings
+            yield Final(safe)
             return
 
         from .safety import sticky_note, sticky_resources, therapy_resources

@@ -794,6 +794,7 @@ class Triage:
         """The embedding layers on top of the rules' verdict: they may raise, never lower."""
         if self.semantic is not None:
             if embedding is None:
+                assert self.encoder is not None  # load_triage gives one with the semantic layer
                 embedding = self.encoder.embed_query(message)
             route, confidence = self._semantic(v, route, confidence, embedding, reasons)
         if self.model is not None:
@@ -811,7 +812,7 @@ class Triage:
         commute is killing me", "she'd kill me if I forgot") and the rules saw no crisis or
         abuse signal in it, the model's crisis or abuse is not taken.
         """
-        assert self.model is not None
+        assert self.model is not None and self.encoder is not None
         m = self.model.classify(message, self.encoder, embedding)
         if m.route not in SAFETY and (route != "off_topic" or m.scores["off_topic"] >= max(
                 m.scores["advice"], m.scores["therapy"])):
@@ -823,6 +824,14 @@ class Triage:
                 confidence = max(confidence, min(0.95, m.confidence))
             return route, confidence
         where = f"window {m.window + 1} of {m.windows}" if m.window is not None else "message"
+        if m.route == "abuse" and not self._rules_cached(message).scores["abuse"]:
+            # The head's abuse reading alone is not precise enough to act on: it escalates
+            # everyday complaints ("always on his phone at dinner", "his mum hates me") and
+            # an abuse route holds the article's tips back for the rest of the conversation.
+            # It may confirm a weak rules cue; crisis, where a miss costs most, it raises alone.
+            reasons.append(f"model: abuse ({m.confidence:.2f}, {where}) not taken without a "
+                           "rules cue")
+            return route, confidence
         if m.route in SAFETY:
             fired = windows(message)[m.window] if m.window is not None else message
             if self._idiom_guarded(fired):
@@ -845,7 +854,7 @@ class Triage:
         sem = self.semantic
         assert sem is not None
         s = sem.scores(embedding)
-        top = max(s, key=s.get)
+        top = max(s, key=lambda r: s[r])
         # raise to a safety route: short messages only (the embedding of a long post
         # covers its opening words), and clearly nearer that route than to the rest
         for kind in SAFETY:

@@ -143,11 +143,15 @@ class Scorer:
         self._safety(rid, reply)
 
     def _safety(self, rid: str, reply: Any) -> None:
-        from assistant.safety import safety_reply
+        from assistant.safety import CASES, safety_reply
 
         if reply.route in ("crisis", "abuse") and reply.act == "safety":
-            base = safety_reply(reply.route, self.locale).text
-            if not reply.text.startswith(base.split("\n\n")[0]):
+            # the reply the safety module writes for this route, in any of its cases
+            # (someone else at risk, a threat to stop leaving, harm-doer, a follow-up)
+            cases = [(), *((c,) for c in CASES), ("safety_followup",)]
+            openings = {safety_reply(reply.route, self.locale, flags=f).text.split("\n\n")[0]
+                        for f in cases}
+            if not any(reply.text.startswith(o) for o in openings):
                 self.defects["safety_changed"].append(rid)
 
     def conversation(self, cid: str, conv: dict, replies: list[Any]) -> None:

@@ -126,6 +126,22 @@ def build(layers: str, settings, *, cached: bool = True):
     return triage
 
 
+def _distress_neutral(m: dict, rows: Sequence[dict], predicted: Sequence[str]) -> None:
+    """On the classifier's sets, distress-subreddit rows (proxy-labelled advice) are not
+    harmless negatives for the escalation cap (evals/data/README.md): `benign_escalated`
+    leaves them out; the figure with them stays as `benign_escalated_with_distress`."""
+    from .triage_data import is_distress
+
+    m["benign_escalated_with_distress"] = m["benign_escalated"]
+    pairs = [(r, p) for r, p in zip(rows, predicted)
+             if r["route"] in ("advice", "off_topic") and not is_distress(r)]
+    m["benign_escalated"] = (sum(p in ("crisis", "abuse") for _, p in pairs) / len(pairs)
+                             if pairs else None)
+    print(f"(harmless escalated with distress-subreddit rows counted: "
+          f"{m['benign_escalated_with_distress']:.3f}; without, the measure: "
+          f"{m['benign_escalated']:.3f})")
+
+
 def _by_source(rows: Sequence[dict], predicted: Sequence[str]) -> dict[str, dict]:
     groups = defaultdict(list)
     for row, got in zip(rows, predicted):
@@ -162,6 +178,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         rows = load_set(name)
         predicted = run(triage, rows)
         m = score(rows, predicted)
+        if name in MODEL_SETS:
+            _distress_neutral(m, rows, predicted)
         m["classifier_rows"] = classifier_share(rows)
         targets = MODEL_TARGETS if name in MODEL_SETS else TARGETS
         if name.startswith(("real", "model")):

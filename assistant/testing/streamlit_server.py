@@ -207,6 +207,7 @@ class WsSession:
 
     def __init__(self, base_url: str, *, timeout: float = 120.0) -> None:
         from websockets.sync.client import connect
+        from websockets.typing import Subprotocol
 
         ws_url = base_url.replace("http://", "ws://").rstrip("/") + "/_stcore/stream"
         self.timeout = timeout
@@ -216,7 +217,7 @@ class WsSession:
             # already bounds every wait.
             connect(
                 ws_url,
-                subprotocols=["streamlit"],
+                subprotocols=[Subprotocol("streamlit")],
                 max_size=None,
                 open_timeout=30,
                 proxy=None,
