@@ -237,12 +237,21 @@ def test_the_model_never_lowers_a_rules_crisis_or_abuse(model_route):
 def test_the_model_raises_what_the_rules_miss_and_says_so():
     msg = "the tablets are lined up on the shelf and the house is quiet"
     rules = load_triage().classify(msg)
-    for route in ("crisis", "abuse", "therapy"):
+    for route in ("crisis", "therapy"):
         if SEVERITY[route] <= SEVERITY[rules.route]:
             continue
         r = _triage(route).classify(msg)
         assert r.route == route and any(x.startswith(f"model: {route}") for x in r.reasons)
     assert _triage("crisis").classify(msg).sticky_route == "crisis"
+
+
+def test_the_models_abuse_alone_needs_a_rules_cue():
+    # an abuse route holds the article's tips back for the rest of the conversation, and the
+    # head alone escalated everyday complaints: it may confirm a rules cue, not stand alone
+    msg = "my husband is always on his phone when we eat"
+    r = _triage("abuse").classify(msg)
+    assert r.route not in ("abuse", "crisis")
+    assert any("not taken without a rules cue" in x for x in r.reasons)
 
 
 def test_distress_is_never_lowered_to_off_topic_by_the_model():
@@ -313,14 +322,17 @@ def full(embedder):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="issue 8 targets not met yet by the frozen-embedding "
-                   "head: the written test rows (written.jsonl) miss crisis recall 0.97 "
-                   "and the 3% cap (evals/data/README.md, triage classifier results)")
+                   "head: last measured (logistic head, before written_extra and the MLP "
+                   "head) rules+model on model-test crisis recall 0.888, abuse 0.981, "
+                   "harmless escalated 6.5%, accuracy 0.801; the MLP head's figures are "
+                   "not measured yet (evals/data/README.md, triage classifier results)")
 def test_every_layer_meets_the_issue_targets_on_the_written_test_split(full):
     # the classifier's test split (never trained or tuned on), its written rows: the
     # held-out set and the test share of the red-team rounds and written.jsonl
     split = {r["id"]: r["split"] for r in _jsonl(DATA / "triage_model" / "split.jsonl")}
     rows = [r for name in AUTHORED for r in _jsonl(DATA / f"{name}.jsonl")]
     rows += _jsonl(DATA / "triage_model" / "written.jsonl")
+    rows += _jsonl(DATA / "triage_model" / "written_extra.jsonl")
     test = [r for r in rows if split[r["id"]] == "test"]
     assert len(test) >= 250
     m = _measure(full, test)
