@@ -170,7 +170,7 @@ class TriageModel:
         for kind in ("crisis", "abuse"):
             if scores[kind] >= t[kind]:
                 return ModelVerdict(kind, scores[kind], scores, None, n)
-            if n:
+            if windowed is not None and n:
                 col = windowed[:, ix[kind]]
                 best = int(col.argmax())
                 if col[best] >= t[f"{kind}_window"]:
@@ -191,7 +191,8 @@ class TriageModel:
             parts = []
         if embedding is None and parts:
             vecs = encoder.embed_documents([text, *parts])  # one encoder call
-            whole, rest = vecs[0], vecs[1:]
+            whole: Sequence[float] = vecs[0]
+            rest: Sequence[Sequence[float]] = vecs[1:]
         else:
             whole = embedding if embedding is not None else encoder.embed_query(text)
             rest = encoder.embed_documents(parts) if parts else []
