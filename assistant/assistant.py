@@ -223,6 +223,12 @@ class Assistant:
         state = build_state(text, hist, self.bank.label_to_section)
         act = self._act(text, embedding, state, route)
         base["act"] = act
+        if route == "off_topic" and act not in ("off_topic", "safety") \
+                and "not_english" not in result.flags:
+            # off_topic needs evidence of another subject: a greeting or a question about
+            # the article is part of the conversation (DESIGN.md routes)
+            route = base["route"] = "advice"
+            base["reasons"].append(f"{act}: part of the conversation, not off topic")
 
         policy = turn_policy(route, sticky_before, locale, result.flags)
         # a greeting routed off_topic is answered by the dialogue; crisis, abuse and a
