@@ -22,8 +22,10 @@ def main() -> None:
 
     correct = sum(pred.get(i) == g["route"] for i, g in gold.items())
     print(f"rows {len(gold)}  accuracy {correct / len(gold):.3f}")
-    print("crisis recall %.3f (n=%d)" % recall("crisis", {"crisis"}))
-    print("abuse recall (crisis counts) %.3f (n=%d)" % recall("abuse", {"abuse", "crisis"}))
+    c, nc = recall("crisis", {"crisis"})
+    a, na = recall("abuse", {"abuse", "crisis"})
+    print(f"crisis recall {c:.3f} (n={nc})")
+    print(f"abuse recall (crisis counts) {a:.3f} (n={na})")
     harmless = [i for i, g in gold.items() if g["route"] in ("advice", "therapy", "off_topic")]
     escalated = [i for i in harmless if pred.get(i) in ("crisis", "abuse")]
     print(f"harmless escalated {len(escalated) / len(harmless):.3f} "
