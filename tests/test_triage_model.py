@@ -322,10 +322,9 @@ def full(embedder):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="issue 8 targets not met yet by the frozen-embedding "
-                   "head: last measured (logistic head, before written_extra and the MLP "
-                   "head) rules+model on model-test crisis recall 0.888, abuse 0.981, "
-                   "harmless escalated 6.5%, accuracy 0.801; the MLP head's figures are "
-                   "not measured yet (evals/data/README.md, triage classifier results)")
+                   "logistic head (with the abuse gate): rules+model on all of model-test "
+                   "crisis recall 0.841, abuse 0.847, harmless escalated 2.7%, accuracy "
+                   "0.800 (python -m evals triage --set model-test)")
 def test_every_layer_meets_the_issue_targets_on_the_written_test_split(full):
     # the classifier's test split (never trained or tuned on), its written rows: the
     # held-out set and the test share of the red-team rounds and written.jsonl
