@@ -21,8 +21,7 @@ from assistant.testing.browser import (
     launch_chromium,
     run_axe,
 )
-from assistant.testing.streamlit_server import StreamlitServer, server_env, server_workdir
-from tests.ui_helpers import ARTIFACTS, streamlit_server  # noqa: F401 - a fixture
+from tests.ui_helpers import ARTIFACTS, cold_server, streamlit_server  # noqa: F401 - fixtures
 
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
 
@@ -209,18 +208,7 @@ def test_a_double_send_during_a_reply_is_answered_in_order(page):
     expect(box).to_be_enabled()
 
 
-@pytest.fixture
-def cold_server(tmp_path):
-    """A server nobody has opened yet: the Assistant loads when the first page asks."""
-    server = StreamlitServer(cwd=server_workdir(tmp_path), env=server_env(tmp_path / "data"))
-    server.start(timeout=120)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
-def test_cold_start_keeps_help_in_reach_then_answers_a_crisis_first(browser, cold_server):
+def test_cold_start_keeps_help_in_reach_then_answers_a_crisis_first(browser, cold_server):  # noqa: F811
     """While the Assistant loads: a visible state and the crisis line, then the crisis reply.
 
     (A message sent over the socket during the load is answered too: tests/test_ui.py.)

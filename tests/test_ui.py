@@ -16,7 +16,7 @@ from streamlit.testing.v1 import AppTest
 
 from assistant.testing.streamlit_server import WsSession, run_sessions
 from tests.answer_helpers import TIP_PHRASES  # none may appear in a crisis or abuse reply
-from tests.ui_helpers import REPO, streamlit_server  # noqa: F401 - a fixture
+from tests.ui_helpers import REPO, cold_server, streamlit_server  # noqa: F401 - fixtures
 
 APP = str(REPO / "ui" / "app.py")
 CORPUS = " ".join((REPO / "corpus" / "reconnecting-with-your-partner.md").read_text().split())
@@ -369,19 +369,6 @@ def test_twenty_sessions_at_once_without_errors_or_crosstalk(streamlit_server): 
     print(f"20 sessions: turn p50 {result['turn_p50_s']} s, p95 {result['turn_p95_s']} s")
 
 
-@pytest.fixture
-def cold_server(tmp_path):
-    """A server nobody has opened yet: the Assistant loads when the first page asks."""
-    from assistant.testing.streamlit_server import StreamlitServer, server_env, server_workdir
-
-    server = StreamlitServer(cwd=server_workdir(tmp_path), env=server_env(tmp_path / "data"))
-    server.start(timeout=120)
-    try:
-        yield server
-    finally:
-        server.stop()
-
-
 @pytest.mark.server
 @pytest.mark.slow
 @pytest.mark.timeout(300)
@@ -389,7 +376,7 @@ def cold_server(tmp_path):
     reason="open in issue 10: this websocket harness timed out on a loaded machine; the same "
     "behaviour passes in the real browser (test_cold_start_keeps_help_in_reach_then_answers_"
     "a_crisis_first)", strict=False)
-def test_a_crisis_message_sent_during_the_cold_start_gets_its_crisis_reply(cold_server):
+def test_a_crisis_message_sent_during_the_cold_start_gets_its_crisis_reply(cold_server):  # noqa: F811
     session = WsSession(cold_server.url, timeout=600)
     try:
         session.start_load()  # the first run: it waits for the Assistant to load

@@ -22,3 +22,14 @@ def streamlit_server(tmp_path_factory):
         yield server
     finally:
         server.stop()
+
+
+@pytest.fixture
+def cold_server(tmp_path):
+    """A server nobody has opened yet: the Assistant loads when the first page asks."""
+    server = StreamlitServer(cwd=server_workdir(tmp_path), env=server_env(tmp_path / "data"))
+    server.start(timeout=120)
+    try:
+        yield server
+    finally:
+        server.stop()
