@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .dialogue import ConversationState, is_other_language, tip_reference
+from .dialogue import ConversationState, fill, is_other_language, tip_reference
 from .respond import (
     Composed,
     Limits,
@@ -96,15 +96,19 @@ class ActResponder:
         return Composed(state.fresh(options, message))
 
     def recap(self, message: str, state: ConversationState, *_: object) -> Composed:
-        """What the person told, in the assistant's words: themes, partner, tips seen."""
+        """What the person told, in full sentences: their partner, their situation, tips seen."""
         if not state.themes and not state.situation_texts:
             return Composed(self.a["recap_empty"].format(**state.words))
-        lines = [f"- {t.summary.format(**state.words)}" for t in state.themes]
-        paras = [self.a["recap"], "\n".join(lines) or self.a["recap_partner"].format(
-            **state.words)]
-        tips = [short_title(self.bank.titles[s]) for s in state.cited if s.startswith("tip-")]
+        told = [fill(t.recap or t.summary, state.words) for t in state.themes]
+        if not told:
+            told = [self.a["recap_feeling"].format(**state.words)]
+        paras = [self.a["recap"], " ".join(told)]
+        tips = [short_title(self.bank.titles[s]).lower() for s in state.cited
+                if s.startswith("tip-")]
         if tips:
-            paras.append(self.a["recap_tips"].format(titles="; ".join(tips)))
+            titles = ", ".join(f'"{t}"' for t in tips[:-1]) + \
+                (f' and "{tips[-1]}"' if len(tips) > 1 else f'"{tips[-1]}"')
+            paras.append(self.a["recap_tips"].format(titles=titles))
         paras.append(self.a["recap_close"])
         return Composed(join(paras))
 
@@ -216,7 +220,29 @@ class ActResponder:
 
     def answer(self, message: str, state: ConversationState, sims: np.ndarray,
                limits: Limits) -> Composed:
-        """An answer to the assistant's own question: encourage, or offer a smaller step."""
+        """An answer to the assistant's own question, read against the question it answers."""
+        text = message.strip()
+        kind = "no" if _NO.match(text) else "unsure" if _UNSURE.match(text) else \
+            "yes" if _YES.match(text) else ""
+        asked = self._asked(state)
+        if asked is not None and kind:
+            if kind == "yes" and asked.get("act_yes"):
+                return self._handlers[asked["act_yes"]](message, state, sims, limits)
+            options = [fill(o, state.words) for o in asked.get(kind, [])]
+            if options:
+                return Composed(state.fresh(options, message))
+        return self._generic_answer(message, state, sims, limits)
+
+    def _asked(self, state: ConversationState) -> dict | None:
+        """The written answers for the question the last reply ended on, if any fits."""
+        if not state.last_question:
+            return None
+        return next((q for q in self.r.get("answers", [])
+                     if re.search(q["question"], state.last_question, re.I)), None)
+
+    def _generic_answer(self, message: str, state: ConversationState, sims: np.ndarray,
+                        limits: Limits) -> Composed:
+        """Encourage, or offer a smaller step, when the question asked has no written answers."""
         text = message.strip()
         if _NO.match(text) or _UNSURE.match(text):
             key = "answer_no" if _NO.match(text) else "answer_unsure"

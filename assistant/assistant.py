@@ -221,7 +221,7 @@ class Assistant:
             "reasons": list(result.reasons),
         }
         state = build_state(text, hist, self.bank.label_to_section)
-        act = self._act(text, embedding, state, route)
+        act = self._act(text, embedding, state, route, result.flags)
         base["act"] = act
         if route == "off_topic" and act not in ("off_topic", "safety") \
                 and "not_english" not in result.flags:
@@ -252,10 +252,12 @@ class Assistant:
 
         from .safety import sticky_note, sticky_resources, therapy_resources
 
-        resources: list[Any] = []
+        # the offline reply attaches the therapist directory itself, only when it shows it
+        # (once per conversation); an LLM answer on the therapy route gets it here
+        resources: list[Any] = list(sticky_resources(sticky_before, locale))
+        llm_resources: list[Any] = []
         if route == "therapy" and sticky_before != "abuse" and act not in WRITTEN_ACTS:
-            resources += therapy_resources(locale)
-        resources += sticky_resources(sticky_before, locale)
+            llm_resources = therapy_resources(locale)
         closing = sticky_note(sticky_before, locale)
 
         # Greetings, thanks, memory and the like are answered from written replies in both
@@ -268,7 +270,7 @@ class Assistant:
                                               timings, t0, condensed,
                                               situation=state.situation or None)
             if reply is not None:
-                reply.resources = _merge(resources, reply.resources)
+                reply.resources = _merge(llm_resources + resources, reply.resources)
                 reply.notice = _one_line(notices + ([reply.notice] if reply.notice else []))
                 _set(reply, base)
         if reply is None:
@@ -285,14 +287,19 @@ class Assistant:
 
     # -- understanding the turn
 
-    def _act(self, text: str, embedding: Any, state: ConversationState, route: str) -> str:
+    def _act(self, text: str, embedding: Any, state: ConversationState, route: str,
+             flags: Sequence[str] = ()) -> str:
         """What the message is doing; safety routes are the triage's, never overridden.
 
         An `off_topic` verdict gives way to an act the detector is sure of (a greeting, a
         question about the article): the scope line is only for plainly other requests.
+        A message the triage could not read (`not_english`) is `other_language`: the
+        triage's language check is the one that decides.
         """
         if route in ("crisis", "abuse"):
             return "safety"
+        if "not_english" in flags:
+            return "other_language"
         act = self.detector.detect(text, embedding, state)
         if route == "off_topic" and act == "situation":
             return "off_topic"

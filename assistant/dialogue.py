@@ -36,6 +36,9 @@ WRITTEN_ACTS = frozenset(
 _KNN_K = 5
 KNN_MIN = 0.62  # nearest example at least this similar, else the message is a situation
 KNN_MARGIN = 0.04  # the winning act's best example beats the best situation example by this
+# A less similar nearest example still decides when it stands clear of every situation.
+KNN_LOOSE_MIN = 0.52
+KNN_LOOSE_MARGIN = 0.10
 SHORT = 8  # words: greetings, thanks, answers and "more" are short
 
 
@@ -65,6 +68,9 @@ class Theme:
     avoid: tuple[str, ...] = ()
     coverage: str = ""
     covered: bool = True
+    label: str = ""  # a few words naming the theme ("the long hours")
+    recap: str = ""  # a full sentence about the person's situation, for recaps
+    therapy: bool = False  # the theme itself calls for the therapist directory
 
 
 @cache
@@ -82,6 +88,9 @@ def load_themes() -> tuple[Theme, ...]:
             avoid=tuple(t.get("avoid", ())),
             coverage=t.get("coverage", ""),
             covered=bool(t.get("covered", True)),
+            label=t.get("label", t["name"].replace("_", " ")),
+            recap=t.get("recap", ""),
+            therapy=bool(t.get("therapy", False)),
         )
         for t in raw["themes"]
     )
@@ -161,7 +170,8 @@ class ConversationState:
     @property
     def words(self) -> dict[str, str]:
         """Placeholders for written replies: {partner}, {they}, {them}, {their}."""
-        return {"partner": f"your {self.partner}", **PRONOUNS[self.pronoun]}
+        return {"partner": f"your {self.partner}", "Partner": f"Your {self.partner}",
+                **PRONOUNS[self.pronoun]}
 
     @property
     def situation(self) -> str:
@@ -302,7 +312,15 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
                   r"\b(recap|summary) of (my|what i|our convo|our conversation|this conversation)",
                   r"\bcan you (recap|summari[sz]e) (my|our|this|the conversation)",
                   r"\b(recap|sum (it|that|this) up) (please|for me)\b.{0,20}(i|my)\b",
-                  r"^(recap|sum (it )?up|summary|summarise|summarize)( please| pls)?[.!?]*$")),
+                  r"^(recap|sum (it )?up|summary|summarise|summarize)( please| pls)?[.!?]*$",
+                  r"\b(recap|summary|sum up|summari[sz]e|go over|repeat back)\b.{0,12}\b(my|our) "
+                  r"(situation|story|chat|conversation|problem|marriage|relationship)",
+                  r"\b(recap|summary) of (our|the|this) (chat|conversation|talk)",
+                  r"\bwhat (have|did) we (talked?|discuss(ed)?|covered?|go over|gone over)\b",
+                  r"\b(remind me|tell me) what (we|i) (talked|said|told|discussed|shared)",
+                  r"\bwhat (do|did) you (know|understand|understood|get) about (me|us|my)\b",
+                  r"\bwhat you('ve| have)? understood about (me|us|my)\b",
+                  r"\bwhat('s| is) my situation\b.{0,20}\b(nutshell|short|summary)")),
     ("article_source", _rx(r"\bwho (wrote|writes|authored|is the author|made|published)\b"
                            r"(?!.{0,15}\byou\b)",
                            r"\b(author|writer)s?\b(?!.{0,20}\bhim\b)",
@@ -313,7 +331,13 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
                            r"\b(article|advice|tips)\b.{0,20}\bsources?\b",
                            r"\bwho is (joe ricciardi|lisa firestone|anchor light|family fire)",
                            r"\b(based on|backed by) (research|science|evidence)",
-                           r"\bwhat article\b", r"\bwhere('s| is) (this|it) from\b",
+                           r"\b(what|which) article\b(?!.{0,20}\b(say|says|about|cover|mention))",
+                           r"\bwhat('s| is) (this|the) article called\b",
+                           r"\b(is|was) (this|it|the article|the advice) (from|based on) (a )?"
+                           r"(real )?(study|studies|research|science|evidence|expert)",
+                           r"\bevidence[- ]based\b", r"\bwhere did you get (this|that|your)",
+                           r"\b(who|what)('s| is| are) (joe ricciardi|lisa firestone|anchor light|"
+                           r"family fire)", r"\bwhere('s| is) (this|it) from\b",
                            r"\b(is|was) (this|it|the article) (written|by)\b")),
     ("article_overview", _rx(r"\b(list|summar\w+|sum up|outline|overview|tl;?dr|recap|"
                              r"go over|run (me )?through|give me)\b.{0,25}\b(the )?(article|"
@@ -321,25 +345,42 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
                              r"\bwhat (are|r) (the|all the|its|the article'?s) (six |6 )?"
                              r"(tips|ways|steps|points|main points)",
                              r"\b(all|the) (six|6) (tips|ways|steps)\b",
-                             r"\bwhat('s| is| does) (in )?(the|this) article\b(?!.{0,30}\babout\b)"
+                             r"\bwhat('s| is| does) (in )?(the|this) article\b(?!['’]s)"
+                             r"(?!.{0,30}\b(about|for|on|regarding)\b)"
                              r"(?!.{0,40}\b(author|wrote|source)\b)",
                              r"\bwhat does (the|this) article say\??$",
                              r"\bwhat (are|were) the tips\b", r"^(the )?tips\??$",
                              r"^tl;? ?dr\b",
                              r"\bmain (points|ideas|tips)\b", r"\bhow many tips\b",
                              r"\b(the|whole|full|entire) list\b",
-                             r"\bshow me (the|all the) tips\b", r"\bwhat tips\b.{0,20}\bhave\b")),
+                             r"\bshow me (the|all the) tips\b", r"\bwhat tips\b.{0,20}\bhave\b",
+                             r"^(just )?(list|give me) (them|it|all|the list)\b",
+                             r"\bwhat('s| is) the (article|piece) about\b",
+                             r"\bwhat('s| is)? the gist\b", r"\b(short|quick) (version|summary)\b"
+                             r"(?!.{0,25}\b(my|our|me|conversation|chat)\b)",
+                             r"^(can you )?(summari[sz]e|sum up) (it|this|that)( for me)?"
+                             r"( please| pls)?\??$", r"^overview\b",
+                             r"\bwhat does (the whole|the) article (recommend|suggest|"
+                             r"say overall|cover)\b(?!.{0,15}\b(about|for|on)\b)",
+                             r"\b(all|list) (six|6|the six)\b")),
     ("article_topic", _rx(r"\bwhat (does|did) (it|the article|the piece|this article|the text) "
                           r"(say|said|suggest|recommend|mention)\b.{0,10}\b(about|on|for|"
                           r"regarding|re)\b",
                           r"\b(does|did) (it|the article|the piece|this article) (say|mention|"
                           r"talk about|cover|address|discuss|deal with|have anything|suggest)",
-                          r"\banything (in (the|this) article )?(about|on) \w+",
+                          r"\banything (in (the|this) article |in there |in it )?(about|on) \w+",
+                          r"\bis there (a|any) (tip|part|section|bit) (on|about|for)\b",
                           r"\bis there (anything|something|a tip) (in the article )?"
                           r"(about|on|for)\b",
                           r"\bwhat('s| is) (the article'?s?|its) (take|advice|view) on\b",
                           r"\bwhich tip (is |talks |covers |says )?(about|for|on)\b",
                           r"\bwhat (does|did) (it|the article) say (about|on)\b")),
+    ("memory", _rx(r"\b(do|will|can|did) you (still )?(remember|recall|forget|keep track)",
+                   r"\bremember (me|what i|our|last time|anything)", r"\bnext time\b.{0,20}"
+                   r"\b(remember|know)", r"\bdo you have (a )?memory", r"\blast (time|session|"
+                   r"conversation) (we|i)\b", r"\bwill you forget\b", r"\bhave you forgotten\b",
+                   r"\b(do|will|can|would) (you|u) (still )?(know|recogni[sz]e) (me|who i am)",
+                   r"\bif i come back\b.{0,25}\b(you|u)\b")),
     ("privacy", _rx(r"\b(is|are|will|does) (this|it|any of (this|it)|anything|my messages?|"
                     r"our (chat|conversation)|"
                     r"what i (say|type|write)|anything i (say|type)|the chat|this chat|"
@@ -350,11 +391,16 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
                     r"\b(this|messages?|chats?|conversations?|what i|data)",
                     r"\bwho can (see|read)\b", r"\bprivacy\b", r"\b(my )?data\b.{0,15}"
                     r"\b(saved|stored|used|kept)", r"\bconfidential\b",
-                    r"\bclear (my|the) history\b")),
-    ("memory", _rx(r"\b(do|will|can|did) you (still )?(remember|recall|forget|keep track)",
-                   r"\bremember (me|what i|our|last time|anything)", r"\bnext time\b.{0,20}"
-                   r"\b(remember|know)", r"\bdo you have (a )?memory", r"\blast (time|session|"
-                   r"conversation) (we|i)\b", r"\bwill you forget\b")),
+                    r"\bclear (my|the) history\b",
+                    r"\b(find out|know|see) (that )?i('ve| have)? (used|use|wrote|was on|been "
+                    r"on|talked to) (this|you)", r"\bshow up in (my )?(browser |search )?history",
+                    r"\bwhere do (my|the|these) (messages|chats|words) go\b",
+                    r"\bwhat happens to (what i|my (messages|words|chats|data))",
+                    r"\b(do|does) (you|anyone|someone) (log|record|review|monitor)\b",
+                    r"\bare you (recording|logging|saving)\b",
+                    r"\bstay(s)? between (us|you and me)\b", r"\bsell (my|our|the) data\b",
+                    r"\b(checks|reads|looks through|goes through|monitors) my (phone|messages)\b",
+                    r"\b(is|it'?s) (this|it) safe to (use|write|type|talk)\b")),
     ("about_assistant", _rx(r"\b(are|r) (you|u) (a |an )?(real|human|person|bot|robot|ai|machine|"
                             r"therapist|counsell?or|chatgpt|computer|doctor|psychologist|"
                             r"professional|qualified|licensed|program|actual)",
@@ -367,7 +413,16 @@ _PATTERNS: tuple[tuple[str, re.Pattern[str]], ...] = (
                             r"\bwhat (are you|is this) for\b", r"\bhow can you help\b",
                             r"\bcan you (actually )?help( me)?\??$",
                             r"\bare you (qualified|trained|any good)\b",
-                            r"\bwhat('s| is) your name\b")),
+                            r"\bwhat('s| is) your name\b",
+                            r"\bwhat (kind|sort) of (things|help|stuff|questions)\b.{0,20}"
+                            r"\b(you|u)\b", r"\bwhat (can|could) (you|u) help (me )?with\b",
+                            r"\b(is|are) (there|anyone|someone) (a |an )?(real|actual|live)? ?"
+                            r"(person|human|people)\b.{0,20}\b(reading|there|typing|behind)",
+                            r"\bhow do you (come up with|choose|decide|pick) (your|the|what)",
+                            r"\bis (this|it) automated\b",
+                            r"\bhow (are|is) (you|u|this) (any )?different from\b",
+                            r"\b(can|do) (you|u) give (real|actual|proper) advice\b",
+                            r"\bwhat (are|r) you able to do\b")),
 )
 _TIP_OR_ORDINAL = (_TIP_NUMBER, _TIP_ORDINAL)
 _GREETING = re.compile(
@@ -378,19 +433,33 @@ _THANKS = re.compile(
     r"\b(thanks?|thank (you|u)|thx|thnx|ty|tysm|cheers|ta|appreciate (it|that|you|this)|"
     r"much appreciated|that('s| is| was) (really |very |so )?(helpful|useful|lovely|kind|"
     r"good|great|nice)|(very|really|so) helpful|this helps|that helps|helped a lot|"
-    r"you('ve| have) been (a )?(great|helpful|kind))\b", re.I)
+    r"you('ve| have) been (a |so |very |really )?(great|helpful|kind|big help|huge help|"
+    r"help)|you('ve| have) helped( me)?( a lot| so much)?|many thanks)\b", re.I)
 _GOODBYE = re.compile(
     r"\b(bye+|goodbye|good ?night|see (you|ya)|gotta go|got to go|have to go|need to go|"
     r"i'?ll go now|i'?m off|talk (to you )?later|ttyl|that'?s all( for now)?|take care|"
-    r"i'?m done for (now|today)|signing off|logging off|later)\b", re.I)
+    r"i'?m done for (now|today)|signing off|logging off|later|laters|nite|night night|"
+    r"gotta run|got to run|have to run|need to run|catch (you|ya) later|head(ing)? (off|out)|"
+    r"(heading|going|off) to (bed|sleep)|(stop|leave it) (here|there)( for (now|today|tonight))?|"
+    r"going to stop( now)?|i'?ll come back (later|another time|tomorrow)|gn|"
+    r"(i'?ll |ill )?talk (to (you|u) )?(tomorrow|soon|later))\b", re.I)
 _MORE = re.compile(
     r"^(what else|anything else|more|go on|keep going|continue|next|and\??|ok(ay)? and\??|"
     r"tell me more|say more|more please|other (ideas|tips|suggestions)|another (one|tip|idea)|"
     r"what other|something else|any (other|more) (ideas|tips|suggestions|advice)|"
-    r"what more|give me (more|another)|more (ideas|tips|advice|suggestions)|and then|what next)",
+    r"what more|give me (more|another|something (else|different))|more (ideas|tips|advice|"
+    r"suggestions)|and then|what next|ok(ay)? what next|something different|next one)",
+    re.I)
+# What may follow "what else" and still ask only for more.
+_MORE_REST = re.compile(
+    r"^((other )?(things?|ways?|ideas?|tips?) )?((can|could|should|would|might|will) (i|we|you) "
+    r"(try|do|suggest)|(can|could|would|might) (help|work)|(does|do|did) (it|the article|you) "
+    r"(say|suggest|have|recommend|offer)|(is|are) there|(have|has) (you|it) got|you got|"
+    r"(do )?you have|(is|are) (in )?(it|the article|there)|i (could|can|might) (try|do))?$",
     re.I)
 _CORRECTION = re.compile(
-    r"\b(not what i (meant|mean|asked|said|was asking)|that'?s not what|you (already )?said "
+    r"\b(not what i (meant|mean|asked|said|was asking)|you'?re (just |only )?repeating|"
+    r"that'?s not what|you (already )?said "
     r"(that|this)( already| before)?|you('ve| have)? already (said|told|mentioned|suggested)|"
     r"already (said|told me|mentioned)|you'?re repeating|repeat(ing)? yourself|same thing "
     r"(again|as before)|(that|this|it) (doesn'?t|does not|didn'?t|did not|won'?t|isn'?t|"
@@ -399,7 +468,12 @@ _CORRECTION = re.compile(
     r"misunderstood|that'?s (wrong|not right|not it|not the point|irrelevant|useless)|"
     r"i (already )?(tried|did|do) that( already)?|we('ve| have)? (already )?tried that|"
     r"didn'?t answer|not answering|doesn'?t answer|no,? i meant|i meant\b|useless|"
-    r"that'?s not (what i|my) (question|problem))", re.I)
+    r"that'?s not (really )?(what i|my) (question|problem|point)|keep saying|saying the same|"
+    r"(same|that) (tip|one|thing) (again|already)|heard that( one)? (already|before)|"
+    r"(doesn'?t|does not|won'?t|don'?t) (really )?(apply|fit|work for) (to )?(us|me|our)|"
+    r"not getting (it|what|me)|misread|misunderstand|asked (something|about something) "
+    r"(different|else)|we already do that|makes no sense|no no,? i mean|i meant something else)",
+    re.I)
 _OBJECTION = re.compile(
     r"\b((he|she|they|partner|husband|wife|boyfriend|girlfriend|bf|gf)\s+"
     r"(won'?t|wont|will not|refuses?( to)?|doesn'?t want( to)?|does not want( to)?|"
@@ -409,7 +483,12 @@ _OBJECTION = re.compile(
     r"help|engage|talking)\b|why should i (go first|be the one|make the first|always|have to|"
     r"do all)|why (is it|am i) always (me|the one)|why do i have to|why me\b|"
     r"i shouldn'?t have to|it'?s (his|her|their) (fault|turn|job)|"
-    r"(he|she|they)'?s? the one who (should|needs)|can'?t afford (therapy|counsel)|"
+    r"(he|she|they)'?s? the one who (should|needs)|why do i (always )?have to|"
+    r"why should i (make|put in) (the|an|all the|any) effort|why should i (bother|change|try)|"
+    r"why is it always (on )?me|(he|she|they) (should|needs to) be the one|"
+    r"(he|she|they) (always |just )?(changes the subject|shuts? (me out|down) when)|"
+    r"(he|she|they) (doesn'?t|does not|don'?t) believe in (therapy|counsel\w*)|"
+    r"can'?t (pay|afford) for (therapy|counsel\w*)|can'?t afford (therapy|counsel)|"
     r"therapy (is|costs) (too )?(expensive|much)|not (going|willing) to (go to )?therapy|"
     r"refuses? (therapy|counsel\w*|to talk|to go)|(therapy|counsell?ing) is for)", re.I)
 _ANSWER = re.compile(
@@ -419,7 +498,8 @@ _ANSWER = re.compile(
     r"i'?d|i can|definitely|absolutely|of course|kind of|sort of|hmm+|i suppose|never|"
     r"sometimes|a (little|bit)|hard to say|honestly|it might|he might|she might|"
     r"they might|he would|she would|he'?d|she'?d|probably not|doubt it|i hope so|"
-    r"i'?m scared to|i'?m afraid|too scared|it'?s hard)\b", re.I)
+    r"i'?m scared to|i'?m afraid|too scared|it'?s hard|i think (i|we|he|she) (could|can|would|"
+    r"might)|it'?s worth a try|worth a try|honestly,? (no|yes|not really)|tbh)\b", re.I)
 _SITUATION_HINT = re.compile(
     r"\b(husband|wife|partner|boyfriend|girlfriend|marriage|relationship|we|us|our|he|she|"
     r"him|her|feel|felt|lonely|distant|argue|fight|kids|baby|work|sex|love)\b", re.I)
@@ -437,20 +517,29 @@ def _strip(text: str, pattern: re.Pattern[str]) -> str:
     return re.sub(r"[\s,.!?;:)(\-—–'\"]+", " ", rest).strip()
 
 
+def _is_more(text: str) -> bool:
+    """'What else', 'more please', 'what else does it say': only asking for something new."""
+    plain = re.sub(r"\s+", " ", re.sub(r"[,.!?;:]+", " ", text)).strip()
+    rest = _strip(plain, _MORE)
+    rest_words = [w for w in _words(rest) if w.lower() not in _MORE_FILLER]
+    return bool(_MORE.match(plain)) and len(_words(text)) <= SHORT and (
+        not rest_words or bool(_MORE_REST.match(rest)))
+
+
 def _tiny_act(text: str, state: ConversationState) -> str | None:
     """Greeting, thanks, goodbye, 'more' or an answer: short messages that say only that."""
     words = _words(text)
     if len(words) > SHORT + 4:
         return None
-    if _MORE.match(text.strip()) and len(words) <= SHORT and not _QUESTION_WORD.match(
-            _strip(text, _MORE)):
+    if _is_more(text):
         return "more"
     thanks, bye = _THANKS.search(text), _GOODBYE.search(text)
     rest = _strip(_strip(_strip(text, _THANKS), _GOODBYE), _GREETING)
     rest_words = [w for w in _words(rest) if w.lower() not in _FILLER]
     if bye and bye.start() == 0 and len(words) <= SHORT:  # "gotta go, kids are up"
         return "goodbye"
-    if not rest_words or (len(rest_words) <= 3 and not _SITUATION_HINT.search(rest)):
+    short_rest = len(rest_words) <= (4 if thanks and thanks.start() <= 5 else 3)
+    if not rest_words or (short_rest and not _SITUATION_HINT.search(rest)):
         if bye:
             return "goodbye"
         if thanks:
@@ -465,6 +554,8 @@ def _tiny_act(text: str, state: ConversationState) -> str | None:
     return None
 
 
+_MORE_FILLER = frozenset("please pls plz then though ideas tips idea tip maybe thanks ok okay "
+                         "here there on".split())
 _FILLER = frozenset("so much very a lot again for it this that all you again now okay ok "
                     "and really i am im i'm will try have nice day night great good".split())
 
@@ -473,6 +564,8 @@ def pattern_act(text: str, state: ConversationState) -> str | None:
     """The act the patterns see in a message, or None when they see nothing certain."""
     if is_other_language(text):
         return "other_language"
+    if _is_more(text) and not any(rx.search(text) for rx in _TIP_OR_ORDINAL):
+        return "more"  # "what else does it say": before the article's patterns
     for act, rx in _PATTERNS[:2]:  # recap, source: before "summarise the article"
         if rx.search(text):
             return act
@@ -515,11 +608,12 @@ class ActDetector:
         top = np.argsort(-sims)[:_KNN_K]
         best = float(sims[top[0]])
         label = self.labels[int(top[0])]
-        if best < KNN_MIN or label == "situation":
+        if best < KNN_LOOSE_MIN or label == "situation":
             return "situation"
         situ = max((float(sims[i]) for i, a in enumerate(self.labels) if a == "situation"),
                    default=-1.0)
-        if best - situ < KNN_MARGIN:
+        margin = KNN_MARGIN if best >= KNN_MIN else KNN_LOOSE_MARGIN
+        if best - situ < margin:
             return "situation"
         if label == "answer" and not state.last_question:
             return "situation"

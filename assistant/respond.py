@@ -53,8 +53,17 @@ CONTEXT_MIN = 0.45  # the introduction is quoted as context from this similarity
 # question that plainly asks about one section.
 THEME_SECTION = 0.08
 THEME_QUOTE = 0.25
+AVOIDED = -5.0  # a sentence scored this low is a misfit for the situation: never quoted
+# Tip 6 (hire a pro) is for distance that won't shift: below tips that fit as well unless
+# the route or the situation's themes call for it.
+THERAPY_TIP_PENALTY = 0.08
 
 _CLOSERS = "\"”’)"
+# A question rather than a statement: "what fits A, B and C", "any advice for ...?"
+_ASKS = re.compile(r"\?|^(what|how|which|any|can|could|should|is|are|do|does)\b|\bfits?\b|"
+                   r"\b(advice|tips?|ideas?) for\b", re.IGNORECASE)
+# The parts of "what does it say about X and Y" / "X, Y or Z".
+_PART_SPLIT = re.compile(r",|;|/|&|\band\b|\bor\b|\bplus\b|\bas well as\b", re.IGNORECASE)
 # A sentence that leans on the one before it ("When that occurs, ...") is quoted with it.
 _LEANS_BACK = re.compile(
     r"^(when that|that|this|these|those|it|it’s not|such|then|but|and|so|also)\b", re.I)
@@ -375,6 +384,10 @@ class OfflineResponder:
         # The article's case for therapy, embedded once by the caller: ranks tip 6's sentences.
         self._probe_vec = None if probe_vec is None else np.asarray(probe_vec, np.float32)
         self.tips = [s for s in bank.sections if s.startswith("tip-")]  # reading order
+        self._therapy_call = re.compile(self.replies["therapy"]["calls_for"], re.IGNORECASE)
+        self._questions = [(re.compile(q["pattern"], re.IGNORECASE), q)
+                           for q in self.replies.get("questions", [])]
+        self._sentence_at = {s.text: i for i, s in enumerate(bank.sentences)}
 
     # -- pieces other replies share
 
@@ -432,7 +445,7 @@ class OfflineResponder:
         best, best_score = -1, -9.0
         for i in idx:
             s = self.bank.sentences[i]
-            if avoid and s.text in avoid:
+            if (avoid and s.text in avoid) or scores[i] <= AVOIDED:
                 continue
             score = float(scores[i]) + (ACTION_BONUS if s.actionable else 0.0)
             if score > best_score:
@@ -495,7 +508,7 @@ class OfflineResponder:
                 if text in theme.quotes:
                     local[i] += weight
                 elif text in theme.avoid:
-                    local[i] -= 1.0
+                    local[i] = AVOIDED  # a misfit for this situation: never quoted
         return local
 
     def section_bonus(self, sid: str, state: ConversationState) -> float:
@@ -535,7 +548,16 @@ class OfflineResponder:
         sims = self.bank.similarities(query_vec)
         fit = self._fit(passages, sims)
         coverage = self._coverage(message, route, fit, state)
-        if coverage != "full":
+        question = None if topic else self.direct_question(message)
+        parts = self._topic_parts(message, sims, limits) if topic else []
+        if question is not None:
+            composed = self._answer_question(message, question, route, sims, state, limits,
+                                             fit)
+        elif len(parts) >= 2:
+            composed = self._parts_reply(message, parts, state, fit)
+        elif not topic and len(state.current_themes) >= 2 and _ASKS.search(message):
+            composed = self._themes_reply(message, route, sims, state, limits, fit)
+        elif coverage != "full":
             composed = self._not_covered(message, coverage, passages, sims, state, limits,
                                          fit, topic)
         else:
@@ -548,6 +570,132 @@ class OfflineResponder:
                 self.therapy_section not in composed.retrieved)
         # One responder serves concurrent sessions (a cached Assistant): no state on self.
         return frame(composed, limits)
+
+    # -- a direct question, or a question with several parts
+
+    def direct_question(self, message: str) -> dict[str, Any] | None:
+        """The written honest answer for a direct question ('is it my fault?'), if any."""
+        return next((q for rx, q in self._questions if rx.search(message)), None)
+
+    def _answer_question(self, message: str, question: dict[str, Any], route: str,
+                         sims: np.ndarray, state: ConversationState, limits: Limits,
+                         fit: float) -> Composed:
+        """Answer what was asked: what the article can and cannot say, then its words."""
+        head = self.acknowledge(message, route, state) if state.current_themes else ""
+        paras = [head, fill(question["answer"], state.words)]
+        picks: list[Pick] = []
+        for sid in question["sections"]:
+            if not limits.ok(sid) or sid not in self.bank.sections:
+                continue
+            pick = self.section_pick(sid, sims, state)
+            if pick is not None:
+                picks.append(pick)
+                break
+        for p in picks:
+            if p.section_id.startswith("tip-"):
+                paras.append(self.tip_line(p))
+            else:  # the introduction or conclusion is not a tip
+                paras.append(self.replies["tips"]["context"].format(
+                    quote="\" … \"".join(p.quotes()), label=section_label(p.section_id)))
+        therapy = self._therapy_paras(route, sims, state, limits, picks, message)
+        paras += therapy.paras
+        close = [fill(c, state.words) for c in question.get("close", [])]
+        close = [c for c in close if not state.used(c)]
+        paras.append(state.fresh(close, message) if close else
+                     self.closer(picks[0] if picks else None, state, message))
+        all_picks = [*picks, *([therapy.pick] if therapy.pick else [])]
+        return Composed(join(paras), self.citations(all_picks), True, fit,
+                        therapy_note=therapy.note_used)
+
+    def _theme_pick(self, theme: Any, state: ConversationState, limits: Limits,
+                    taken: set[str]) -> Pick | None:
+        """The theme's own best-fitting sentence from a section not used yet in this reply."""
+        avoid = {a for t in state.current_themes for a in t.avoid}
+        indexed = [(q, self._sentence_at.get(q)) for q in theme.quotes]
+        # Sentences that say what to do first: a part of a question wants something to try.
+        indexed.sort(key=lambda qi: qi[1] is None or not self.bank.sentences[qi[1]].actionable)
+        for quote, i in indexed:
+            if i is None or quote in avoid or state.used(quote):
+                continue
+            sid = self.bank.sentences[i].section_id
+            if sid in taken or not limits.ok(sid):
+                continue
+            return Pick(sid, self.bank.titles[sid], quote, 1.0, i)
+        return None
+
+    def _themes_reply(self, message: str, route: str, sims: np.ndarray,
+                      state: ConversationState, limits: Limits, fit: float) -> Composed:
+        """'What fits A, B and C': something for each part, or say the article lacks it."""
+        r = self.replies["parts"]
+        themes = state.current_themes[:3]
+        labels = [t.label for t in themes]
+        named = ", ".join(labels[:-1]) + f" and {labels[-1]}"
+        paras = [r["lead"].format(parts=named)]
+        picks: list[Pick] = []
+        taken: set[str] = set()
+        for theme in themes:
+            part = theme.label[:1].upper() + theme.label[1:]
+            pick = self._theme_pick(theme, state, limits, taken) if theme.covered else None
+            if pick is None:
+                coverage = fill(theme.coverage, state.words) or r["none"]
+                paras.append(r["missing"].format(part=part,
+                                                 coverage=coverage[:1].lower() + coverage[1:]))
+                continue
+            taken.add(pick.section_id)
+            picks.append(pick)
+            paras.append(r["line"].format(part=part, title=short_title(pick.title),
+                                          quote=pick.quote,
+                                          label=section_label(pick.section_id)))
+        therapy = self._therapy_paras(route, sims, state, limits, picks, message)
+        paras += therapy.paras
+        paras.append(self.closer(picks[0] if picks else None, state, message, len(picks)))
+        all_picks = [*picks, *([therapy.pick] if therapy.pick else [])]
+        return Composed(join(paras), self.citations(all_picks), True, fit,
+                        therapy_note=therapy.note_used)
+
+    def _topic_parts(self, message: str, sims: np.ndarray, limits: Limits
+                     ) -> list[tuple[str, Pick | None]]:
+        """'What does it say about X and Y': each part with the sentence that speaks to it."""
+        from .dialogue import topic_of
+
+        raw = [p for p in _PART_SPLIT.split(topic_of(message)) if p and p.strip()]
+        parts = [p.strip() for p in raw if content_words(p)]
+        if len(parts) < 2:
+            return []
+        out: list[tuple[str, Pick | None]] = []
+        taken: set[str] = set()
+        for part in parts[:3]:
+            words = set(content_words(part))
+            best, best_key = -1, (0, -9.0)
+            for i, sent in enumerate(self.bank.sentences):
+                sid = sent.section_id
+                if sid in taken or not limits.ok(sid) or not sid.startswith("tip-"):
+                    continue
+                title = set(content_words(self.bank.titles[sid]))
+                key = (len(words & (self.bank.words[i] | title)), float(sims[i]))
+                if key[0] and key > best_key:
+                    best, best_key = i, key
+            if best < 0:
+                out.append((part, None))
+                continue
+            sid = self.bank.sentences[best].section_id
+            taken.add(sid)
+            i, j = self._widen(best, "")
+            out.append((part, Pick(sid, self.bank.titles[sid], self.bank.span(i, j),
+                                   best_key[1], i)))
+        return out if sum(p is not None for _, p in out) >= 1 else []
+
+    def _parts_reply(self, message: str, parts: list[tuple[str, Pick | None]],
+                     state: ConversationState, fit: float) -> Composed:
+        """Each part of a question about the article, in its words, or that it is missing."""
+        r = self.replies["parts"]
+        paras = [state.fresh(self.replies["acts"]["topic_lead"], message)]
+        picks = [p for _, p in parts if p is not None]
+        paras += [self.tip_line(p) for p in picks]
+        if any(p is None for _, p in parts):
+            paras.append(r["topic_missing"])
+        paras.append(self.closer(picks[0] if picks else None, state, message, len(picks)))
+        return Composed(join(paras), self.citations(picks), True, fit)
 
     def _fit(self, passages: Sequence[Any], sims: np.ndarray) -> float:
         """How well the article fits: the best quoted sentence or passage similarity."""
@@ -579,7 +727,7 @@ class OfflineResponder:
         theme = next((t for t in state.current_themes if t.coverage), None)
         paras = [self.acknowledge(message, "advice", state) if theme and not topic else ""]
         if theme:
-            paras.append(theme.coverage)
+            paras.append(fill(theme.coverage, state.words))
         picks = self.choose(passages, sims, state, limits, "advice")[:1]
         if coverage == "partial" and picks:
             paras.append(r["not_covered"]["partial_theme" if theme else "partial"])
@@ -601,7 +749,8 @@ class OfflineResponder:
         chosen = self.choose(passages, sims, state, limits, route, by_rank=topic)
         head = state.fresh(r["acts"]["topic_lead"], message) if topic else \
             self.acknowledge(message, route, state)
-        coverage = next((t.coverage for t in state.current_themes if t.coverage), "")
+        coverage = fill(next((t.coverage for t in state.current_themes if t.coverage), ""),
+                        state.words)
         context, context_cites = self._context(passages, sims, state, topic)
         paras = [" ".join(x for x in (head, context) if x)]
         paras.append(coverage if not state.used(coverage) else "")
@@ -610,7 +759,7 @@ class OfflineResponder:
                 key = {1: "one", 2: "two"}.get(len(chosen), "three")
                 paras.append(state.fresh(r["tips"][key], message))
             paras += [self.tip_line(p) for p in chosen]
-        therapy = self._therapy_paras(route, sims, state, limits, chosen)
+        therapy = self._therapy_paras(route, sims, state, limits, chosen, message)
         paras += therapy.paras
         first = therapy.pick or (chosen[0] if chosen else None)
         paras.append(self.closer(first, state, message, len(chosen) + bool(therapy.pick)))
@@ -694,12 +843,27 @@ class OfflineResponder:
             base = PASSAGE_SHARE * passage_sim.get(sid, pick.score) + \
                 (1 - PASSAGE_SHARE) * pick.score
             pick.score = base + self.section_bonus(sid, state)
+            if sid == self.therapy_section and route != "therapy" and \
+                    not any(t.therapy for t in state.themes):
+                pick.score -= THERAPY_TIP_PENALTY
             picks.append(pick)
         picks.sort(key=lambda p: (-p.score, p.first))
         return picks
 
+    def calls_for_therapy(self, message: str, route: str, state: ConversationState) -> bool:
+        """True when the situation calls for the therapist directory, not just tip 6's words.
+
+        The person asked about therapy, or described something entrenched (nothing works,
+        years of it, separation talk), or a theme that needs it (an affair, grief). A new
+        baby or feeling like roommates is not a therapy case, whatever the route.
+        """
+        if any(t.therapy for t in state.themes):
+            return True
+        texts = [message, *state.situation_texts]
+        return any(self._therapy_call.search(t) for t in texts if t)
+
     def _therapy_paras(self, route: str, sims: np.ndarray, state: ConversationState,
-                       limits: Limits, chosen: list[Pick]) -> _Therapy:
+                       limits: Limits, chosen: list[Pick], message: str = "") -> _Therapy:
         """Tip 6's own case on a therapy turn, and the directory (once) or a pointer."""
         first = chosen[0].section_id if chosen else None
         out = _Therapy()
@@ -709,7 +873,9 @@ class OfflineResponder:
                 out.paras += [self.replies["therapy"]["lead"], self.tip_line(out.pick)]
                 first = self.therapy_section
         if limits.therapy_note and first == self.therapy_section:
-            if state.directory_shown:
+            if not self.calls_for_therapy(message, route, state):
+                out.paras.append(self.replies["therapy"]["offer"])
+            elif state.directory_shown:
                 out.paras.append(self.replies["therapy"]["pointer"])
             else:
                 out.paras.append(limits.therapy_note.strip())

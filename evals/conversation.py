@@ -35,8 +35,13 @@ _TITLE = re.compile(r"\*\*[^*]+\*\*")
 _ARTICLE_QUOTE = re.compile(r"\"[^\"\n]+\"")
 
 
+# `--set dev` / `--set test`: the tuning split and the held-out split.
+_ALIASES = {"dev": "conversation_dev", "test": "conversation_test"}
+
+
 def load_set(name: str) -> tuple[list[dict], list[dict]]:
     """Single turns and conversations of a set (a name in evals/data, or a path)."""
+    name = _ALIASES.get(name, name)
     paths = [Path(name)] if Path(name).exists() else [
         DATA / f"{name}{suffix}.jsonl" for suffix in ("", "_turns", "_conversations")]
     rows = [r for p in paths if p.exists() for r in read_jsonl(p)]

@@ -228,3 +228,43 @@ def test_after_abuse_acts_keep_to_what_is_safe(offline_assistant):
     for r in replies[1:]:
         assert {c.section_id for c in r.citations} <= {"tip-5"}, r.text
         assert "Begin with yourself" not in r.text and "hire a pro" not in r.text
+
+
+@pytest.mark.parametrize(("act", "message"), [
+    ("more", "what else does it say"), ("more", "what else can I try"),
+    ("more", "ok, and?"), ("goodbye", "ok gotta run"), ("goodbye", "night night"),
+    ("memory", "can you keep track of what I've said"),
+    ("correction", "you keep saying the same thing"),
+    ("correction", "that doesn't really apply to us"),
+    ("recap", "give me a recap of our chat"), ("article_source", "which article is this"),
+    ("article_topic", "what's the article's advice on small gestures"),
+    ("objection", "why do I always have to be the one to fix things"),
+])
+def test_patterns_in_other_words(act, message):
+    assert pattern_act(message, state(message)) == act
+
+
+@pytest.mark.parametrize("message", ["and he works long hours too",
+                                     "more time together would help us"])
+def test_a_new_part_of_the_situation_is_not_more(message):
+    assert pattern_act(message, state(message)) != "more"
+
+
+def test_a_bare_answer_is_read_against_the_question_asked(offline_assistant):
+    source, yes = talk(offline_assistant, "who wrote this article?", "yes")
+    assert yes.act == "answer" and "6." in yes.text and "1." in yes.text  # the six tips
+    first, yes, no = talk(offline_assistant, "we barely talk, it feels like we're roommates",
+                          "yes", "no")
+    asked = first.text.rstrip().split("\n\n")[-1]
+    assert asked.endswith("?")
+    assert yes.text != no.text and not yes.citations  # "yes" to a question needs no new tip
+    assert yes.text.rstrip().endswith("?") or no.text.rstrip().endswith("?")
+
+
+def test_a_recap_is_told_in_sentences_about_the_person(offline_assistant):
+    *_, recap = talk(offline_assistant, "my husband plays video games every night",
+                     "and he works long hours too", "sum up what I told you")
+    assert recap.act == "recap"
+    assert "Your husband" in recap.text and re.search(r"\bhis\b", recap.text)
+    assert not re.search(r"^- ", recap.text, re.M)  # not a list of labels
+    assert not re.search(r"\b(them|their)\b", recap.text)

@@ -226,3 +226,60 @@ def test_a_follow_up_does_not_repeat_an_earlier_quote_opener_or_closer(offline_a
     assert not {x.quote for x in first.citations} & {x.quote for x in again.citations}
     assert first.text.split("\n\n")[-1] != again.text.split("\n\n")[-1]
     assert first.text.split("\n\n")[0] != again.text.split("\n\n")[0]
+
+
+def _own(text):
+    """The reply without the article's quotes: what the assistant wrote itself."""
+    return re.sub(r'"[^"\n]+"', "", text)
+
+
+def test_a_question_with_several_parts_gets_something_for_each(offline_assistant):
+    c = compose(offline_assistant, "what fits us if we have kids, long hours and no money?")
+    own = _own(c.text).lower()
+    assert all(part in own for part in ("kids", "long hours", "money"))
+    tips = {x.section_id for x in c.citations}
+    assert len(tips) >= 2  # a different section for each covered part
+    money = next(p for p in c.text.split("\n\n") if p.lower().startswith("money"))
+    assert "doesn't" in money and "*(" not in money  # said plainly, nothing quoted for it
+
+
+def test_the_situation_steers_away_from_misfits(offline_assistant):
+    shifts = compose(offline_assistant,
+                     "my wife works nights and I work days, our schedules never overlap")
+    quotes = " ".join(x.quote for x in shifts.citations)
+    assert "date nights" not in quotes and "walk around" not in quotes
+    assert re.search(r"\b(hours|schedules?)\b", shifts.text.split("\n\n")[0])
+    apart = compose(offline_assistant, "my boyfriend lives in another country, we only "
+                                       "video call")
+    assert "walk around" not in " ".join(x.quote for x in apart.citations)
+
+
+def test_the_directory_waits_until_the_situation_calls_for_it(offline_assistant):
+    note = "**Finding a couples therapist**\n- a directory"
+    c = compose(offline_assistant, "we have a new baby and it feels like we're just roommates",
+                route="therapy", limits=Limits(therapy_note=note))
+    assert "Finding a couples therapist" not in c.text and not c.therapy_note
+    asked = compose(offline_assistant, "we have a new baby, should we see a couples therapist?",
+                    route="therapy", limits=Limits(therapy_note=note))
+    assert "Finding a couples therapist" in asked.text
+
+
+@pytest.mark.parametrize(("message", "section"), [
+    ("is it my fault?", "tip-1"),
+    ("how long until it feels normal again?", None),
+    ("should I leave him?", "tip-6"),
+])
+def test_direct_questions_are_answered_honestly(offline_assistant, message, section):
+    history = [{"role": "user", "content": "my husband has been distant for months"},
+               {"role": "assistant", "content": "That sounds lonely."}]
+    c = compose(offline_assistant, message, history=history)
+    own = _own(c.text)
+    plain = offline_assistant.offline.replies["not_covered"]
+    assert plain["partial"] not in c.text and plain["plain"] not in c.text
+    assert "article doesn't" in own  # says what the article cannot say
+    assert c.citations  # and what it can, in its words
+    if section:
+        assert c.citations[0].section_id == section
+    assert "them" not in re.findall(r"\b\w+\b", own)  # his pronoun, not "them"
+    for cit in c.citations:
+        assert find_verbatim(cit.quote, offline_assistant.retriever.articles)
