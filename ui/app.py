@@ -8,8 +8,8 @@ background thread, so the page takes messages while it gets ready.
 Nothing sent is lost: the chat input queues each message (`on_submit`) and the page answers
 the queue in order. Streamlit merges two sends that arrive while a run can't be stopped (the
 older is dropped), so the page never blocks: the Assistant loads, and each answer is
-written, on another thread while the run redraws a status every few hundredths of a second,
-where a newer run can take over and queue the new message at once.
+written, on another thread while the run checks every few hundredths of a second whether a
+newer run is waiting, which then takes over and queues the new message at once.
 """
 
 from __future__ import annotations
@@ -130,18 +130,31 @@ def _log_failure(what: str, exc: BaseException) -> None:
     log.error("%s failed: %s\n%s", what, type(exc).__name__, frames)
 
 
+def yield_to_a_newer_run() -> None:
+    """Let Streamlit stop this run for a newer one (a message just sent), drawing nothing.
+
+    Reading session state is such a point, as every `st.*` call is: a message sent now is
+    queued at once instead of merged with a later one. Waiting runs check here often and
+    redraw only what changed, so many sessions waiting at once don't slow the server.
+    """
+    _ = st.session_state["messages"]
+
+
 def wait_until_ready(loader: Loader, slot: Any, locale: str) -> None:
     """Wait for the Assistant with a visible note, yielding to Streamlit as it waits."""
-    started = time.monotonic()
+    started, shown = time.monotonic(), -1
     while not loader.wait(0.1):
-        # Each update is a point where Streamlit can stop this run for a newer one, so a
-        # message sent now is queued at once instead of merged with a later one. The crisis
-        # line is in the note: help must not wait for the Assistant.
+        yield_to_a_newer_run()
         seconds = int(time.monotonic() - started)
-        slot.html(
-            status_html(f"Getting ready… ({seconds} s) Your messages will be answered in order.")
-            + help_now_html(locale)
-        )
+        if seconds != shown:
+            # The crisis line is in the note: help must not wait for the Assistant.
+            slot.html(
+                status_html(
+                    f"Getting ready… ({seconds} s) Your messages will be answered in order."
+                )
+                + help_now_html(locale)
+            )
+            shown = seconds
     slot.empty()
 
 
@@ -404,7 +417,7 @@ def _in_flight(assistant: Assistant, item: dict, locale: str) -> InFlight:
 
 def stream_into(body: Any, thinking: Any, turn: InFlight) -> Reply:
     """Show the text as it comes, a paragraph at a time; return the final Reply."""
-    shown, seen, redrawn = "", 0, 0.0
+    shown, seen, redrawn = "", 0, time.monotonic()
     while True:
         finished = turn.done.wait(0.05)
         events = turn.events[seen:]
@@ -419,9 +432,9 @@ def stream_into(body: Any, thinking: Any, turn: InFlight) -> Reply:
                 return event.reply
         if finished:
             break
-        if not shown and time.monotonic() - redrawn > 0.2:
-            # Redrawn as it waits: each call is where a newer run can take over, so a
-            # message sent now is queued instead of merged with the next one.
+        yield_to_a_newer_run()
+        if not shown and time.monotonic() - redrawn > 1.0:
+            # Also a yield point by drawing, should reading state ever stop being one.
             thinking.html(status_html("Thinking…"))
             redrawn = time.monotonic()
     if turn.error is not None:

@@ -9,6 +9,7 @@ countries' numbers never show at once.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
@@ -130,21 +131,34 @@ def banner_contacts(route: str, resources: Sequence[Any], old: str, new: str) ->
     return moved or help_contacts(new, route)
 
 
-def _variants(route: str, locale: str) -> Iterable[tuple[str, str]]:
+def _flag_sets() -> list[tuple[str, ...]]:
+    """Every combination of triage flags that changes a safety reply's wording."""
+    from assistant import safety
+
+    cases = (None, "safety_followup", "not_english", *safety.CASES)
+    return [
+        tuple(f for f in (also, case) if f) for also in (None, "crisis", "abuse") for case in cases
+    ]
+
+
+@functools.cache
+def _variants(route: str, locale: str) -> tuple[tuple[str, str], ...]:
     """(text, key) pairs of every locale-bound passage a reply for `route` can contain."""
     from assistant import safety
 
+    out: list[tuple[str, str]] = []
     if route in safety.SAFETY_ROUTES:
         for sticky in (None, "crisis", "abuse"):
-            for flags in ((), ("crisis",), ("abuse",)):
+            for flags in _flag_sets():
                 try:
                     text = safety.safety_reply(route, locale, sticky=sticky, flags=flags).text
-                except (TypeError, ValueError):
+                except (TypeError, ValueError, KeyError):
                     continue
-                yield text, f"{route}/{sticky}/{','.join(flags)}"
+                out.append((text, f"{route}/{sticky}/{','.join(flags)}"))
     for sticky in ("crisis", "abuse"):
-        yield safety.sticky_note(sticky, locale), f"sticky/{sticky}"
-    yield safety.therapy_note(locale), "therapy"
+        out.append((safety.sticky_note(sticky, locale), f"sticky/{sticky}"))
+    out.append((safety.therapy_note(locale), "therapy"))
+    return tuple(out)
 
 
 def relocalize_text(text: str, route: str, old: str, new: str) -> str | None:

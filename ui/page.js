@@ -105,15 +105,16 @@
   function checkLength() {
     const box = document.querySelector('[data-testid="stChatInputTextArea"]');
     const n = box ? box.value.length : 0;
-    if (n > CONFIG.maxChars) {
-      note.textContent = CONFIG.tooLong
+    const text = n > CONFIG.maxChars
+      ? CONFIG.tooLong
         .replace("{n}", n.toLocaleString("en-US"))
-        .replace("{max}", CONFIG.maxChars.toLocaleString("en-US"));
-      note.className = "rc-note rc-too-long";
-    } else if (note.textContent) {
-      note.textContent = "";
-      note.className = "";
-    }
+        .replace("{max}", CONFIG.maxChars.toLocaleString("en-US"))
+      : "";
+    // Only a change is written: the note is watched by the observer below, and rewriting
+    // the same words would wake it again, forever (a long paste froze the page that way).
+    if (note.textContent === text) return;
+    note.textContent = text;
+    note.className = text ? "rc-note rc-too-long" : "";
   }
 
   document.addEventListener("input", (event) => {
@@ -124,8 +125,14 @@
     exitBar();
     document.body.append(live, note);
     announceNew();
-    new MutationObserver(() => { announceNew(); checkLength(); })
-      .observe(document.body, { childList: true, subtree: true });
+    // Streamlit's redraws may add answers or replace the input; the page's own notes don't.
+    const own = (node) => node === live || node === note || live.contains(node)
+      || note.contains(node);
+    new MutationObserver((records) => {
+      if (records.every((r) => own(r.target))) return;
+      announceNew();
+      checkLength();
+    }).observe(document.body, { childList: true, subtree: true });
   }
 
   if (document.body) start(); else document.addEventListener("DOMContentLoaded", start);

@@ -296,7 +296,12 @@ class WsSession:
         self.ws.send(msg.SerializeToString())
 
     def read_run(self) -> Turn:
-        """Read what the server sends until a run ends (for good or for a newer run)."""
+        """Read what the server sends until a run ends; return what that run drew.
+
+        A run stopped for a newer one (a message sent meanwhile) ends without a
+        `script_finished`: the newer run's `new_session` starts it over, so the texts are
+        those of the run that finished, the page as it now stands.
+        """
         from streamlit.proto.ForwardMsg_pb2 import ForwardMsg
 
         start = time.perf_counter()
@@ -306,7 +311,10 @@ class WsSession:
             fwd = ForwardMsg()
             fwd.ParseFromString(self.ws.recv(timeout=max(0.1, deadline - time.perf_counter())))
             kind = fwd.WhichOneof("type")
-            if kind == "delta":
+            if kind == "new_session":
+                self.page_hash = fwd.new_session.main_script_hash
+                turn = Turn(seconds=0.0)
+            elif kind == "delta":
                 self._collect(fwd, turn)
             elif kind == "script_finished":
                 turn.seconds = time.perf_counter() - start
@@ -375,11 +383,19 @@ def percentiles(name: str, values: Sequence[float]) -> dict[str, float | None]:
 
 
 def run_sessions(
-    base_url: str, n: int, questions: Sequence[str] = WARM_QUESTIONS, turns: int = 2
+    base_url: str,
+    n: int,
+    questions: Sequence[str] = WARM_QUESTIONS,
+    turns: int = 2,
+    *,
+    turn_timeout: float = 120.0,
+    load_timeout: float = 600.0,
 ) -> dict[str, Any]:
     """Run `n` sessions in parallel, each asking `turns` questions tagged with its own token.
 
-    A session's reply must echo only its own token: any other token is cross-talk.
+    A session's reply must echo only its own token: any other token is cross-talk. Each
+    answer must come within `turn_timeout`; the first page load may include the server's
+    cold start (the Assistant loading), so it has `load_timeout`.
     """
     tokens = [f"s{i:02d}{uuid.uuid4().hex[:6]}" for i in range(n)]
     barrier = threading.Barrier(n)
@@ -392,9 +408,10 @@ def run_sessions(
         token = tokens[i]
         session = None
         try:
-            session = WsSession(base_url)
+            session = WsSession(base_url, timeout=load_timeout)
             session.load()
-            barrier.wait(timeout=300)  # everyone asks at the same moment
+            session.timeout = turn_timeout
+            barrier.wait(timeout=load_timeout)  # everyone asks at the same moment
             for t in range(turns):
                 question = f"{questions[(i + t) % len(questions)]} ({token})"
                 turn = session.ask(question)
