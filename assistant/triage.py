@@ -5,9 +5,10 @@ Three layers, so no single miss is fatal:
 1. rules (always): curated signal families read sentence by sentence, with idioms
    masked, negation scoped to its clause, jokes and resolved past events guarded;
    they carry crisis recall alone, with no model, store or network;
-2. the trained classifier (when an embedder is given; assistant/triage_model.py): a
-   head on the one query embedding the turn computes anyway, plus max-pooled sentence
-   windows for long posts. The more severe of its route and the rules' wins, so it
+2. the trained classifier (when an embedder is given; assistant/triage_model.py):
+   MiniLM with its top layers fine-tuned for triage (assistant/triage_encoder.py; the
+   older heads on the turn's shared query embedding still load), reading the message
+   and, for long posts, max-pooled sentence windows. The more severe of its route and the rules' wins, so it
    raises and never lowers (crisis fires if either says crisis), except that its crisis
    or abuse is set aside when the text it fired on holds an idiom or hyperbole the rules
    guarded and no risk signal (`_model_layer`). Its off_topic needs its own high bar,
@@ -812,7 +813,7 @@ class Triage:
         commute is killing me", "she'd kill me if I forgot") and the rules saw no crisis or
         abuse signal in it, the model's crisis or abuse is not taken.
         """
-        assert self.model is not None and self.encoder is not None
+        assert self.model is not None
         m = self.model.classify(message, self.encoder, embedding)
         if m.route not in SAFETY and (route != "off_topic" or m.scores["off_topic"] >= max(
                 m.scores["advice"], m.scores["therapy"])):

@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import re
+import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from importlib import resources as _pkg
@@ -123,6 +124,25 @@ class TriageModel:
         self._index = {r: i for i, r in enumerate(self.routes)}
         if set(self.routes) != set(ROUTES):
             raise ModelError(f"The triage model's routes {self.routes} are not {ROUTES}.")
+        self._tuned: Any = None  # the fine-tuned encoder (`tuned`), built on first use
+        self._tuned_lock = threading.Lock()
+
+    @property
+    def reads_text(self) -> bool:
+        """True when the model runs its own encoder on the text (not the shared embedding)."""
+        return self.kind == "tuned"
+
+    def tuned_encoder(self) -> Any:
+        """The fine-tuned MiniLM (`tuned` only): loaded once, from the checked local files."""
+        with self._tuned_lock:
+            if self._tuned is None:
+                from .index import local_model_dir, verify_model
+                from .triage_encoder import TunedEncoder
+
+                model_dir = local_model_dir()
+                verify_model(model_dir)
+                self._tuned = TunedEncoder(model_dir, self.weights)
+            return self._tuned
 
     @classmethod
     def load(cls) -> TriageModel:
@@ -143,6 +163,8 @@ class TriageModel:
 
     def probabilities(self, vectors: np.ndarray) -> np.ndarray:
         """Route probabilities, one row per embedding (rows in ROUTES order of the manifest)."""
+        if self.kind == "tuned":
+            raise ModelError("A tuned triage model reads text: use classify().")
         x = np.asarray(vectors, dtype=np.float32)
         x = x / (np.linalg.norm(x, axis=1, keepdims=True) + 1e-12)
         w = self.weights
@@ -183,12 +205,21 @@ class TriageModel:
             route = "therapy" if scores["therapy"] > scores["advice"] else "advice"
         return ModelVerdict(route, scores[route], scores, None, n)
 
-    def classify(self, text: str, encoder: Encoder,
+    def classify(self, text: str, encoder: Encoder | None,
                  embedding: Sequence[float] | None = None) -> ModelVerdict:
-        """Score one message; `embedding` is the turn's shared query embedding, if any."""
+        """Score one message; `embedding` is the turn's shared query embedding, if any
+        (a `tuned` model reads the text with its own encoder and needs neither)."""
         parts = windows(text) if len(text.split()) > SHORT_WORDS else []
         if len(parts) <= 1:
             parts = []
+        if self.kind == "tuned":
+            # two batches: the whole message (up to 256 tokens) would pad every short window
+            # to its length
+            enc = self.tuned_encoder()
+            whole_p = enc.probabilities([text])[0]
+            return self.decide(whole_p, enc.probabilities(parts) if parts else None)
+        if encoder is None:
+            raise ModelError("This triage head needs the shared embedder.")
         if embedding is None and parts:
             vecs = encoder.embed_documents([text, *parts])  # one encoder call
             whole: Sequence[float] = vecs[0]

