@@ -13,7 +13,13 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .dialogue import ConversationState, fill, is_other_language, tip_reference
+from .dialogue import (
+    ConversationState,
+    fill,
+    is_other_language,
+    thanks_with_plan,
+    tip_reference,
+)
 from .respond import (
     Composed,
     Limits,
@@ -39,6 +45,24 @@ _FIRST = re.compile(r"\b(first|why should i|why me|why do i|always me|the one wh
                     r"(his|her|their) (fault|turn|job)|shouldn'?t have to)\b", re.I)
 _REPEAT = re.compile(r"\b(already|again|repeat|same thing)\b", re.I)
 _MEANT = re.compile(r"\b(meant|mean|asked|asking|misunderstood|not what|question)\b", re.I)
+# What a correction says beyond "that's not what I meant": their situation, if long enough.
+_CORRECTION_HEAD = re.compile(
+    r"^\W*(no+|nope|nah|sorry|well|ok(ay)?|hmm+)?[\s,.!]*(that'?s|thats|it'?s|its|this is)?\s*"
+    r"(not|n'?t) (really )?(what i (meant|mean|asked|said|was asking)|it|the point|right)"
+    r"[\s,.;:!—-]*|^\W*(no+|nope),? i meant[\s,.;:!—-]*|^\W*you misunderstood[\s,.;:!—-]*",
+    re.I)
+_CONTENT_WORDS = 5
+
+
+def _says_more(message: str) -> bool:
+    """True when a correction goes on to say what the situation is."""
+    m = _CORRECTION_HEAD.search(message)
+    if m is None:
+        return False
+    rest = message[m.end():]
+    return len(re.findall(r"[A-Za-z']+", rest)) >= _CONTENT_WORDS
+
+
 _LANGS = {
     "es": re.compile(r"\b(el|la|que|mi|esposo|esposa|marido|novio|novia|pero|habla|estoy|"
                      r"siento|muy|nada|con|por|para)\b", re.I),
@@ -57,7 +81,7 @@ class ActResponder:
         self.r = offline.replies
         self.a = offline.replies["acts"]
         self._handlers: dict[str, Callable[..., Composed]] = {
-            "greeting": self.greeting, "thanks": self._written("thanks"),
+            "greeting": self.greeting, "thanks": self.thanks,
             "goodbye": self._written("goodbye"), "privacy": self._written("privacy"),
             "about_assistant": self._written("about_assistant"),
             "article_source": self._written("article_source"), "memory": self.memory,
@@ -84,6 +108,11 @@ class ActResponder:
             return Composed(state.fresh(self.a[key], message))
 
         return handler
+
+    def thanks(self, message: str, state: ConversationState, *_: object) -> Composed:
+        """Thanks; with a plan after it ("I'll talk to her tonight"), a warm word for it."""
+        key = "thanks_plan" if thanks_with_plan(message) else "thanks"
+        return Composed(state.fresh(self.a[key], message))
 
     def greeting(self, message: str, state: ConversationState, *_: object) -> Composed:
         key = "greeting_again" if state.turns else "greeting"
@@ -207,7 +236,16 @@ class ActResponder:
 
     def correction(self, message: str, state: ConversationState, sims: np.ndarray,
                    limits: Limits) -> Composed:
-        """A misunderstanding asks them to say more; a repeat or a miss gets something new."""
+        """A misunderstanding asks them to say more; a repeat or a miss gets something new.
+
+        A correction that says what they meant ("we can't do date nights, no babysitter")
+        is their situation: a different tip, fitted to what they said.
+        """
+        if _says_more(message):
+            picks = self._fitting_picks(state, sims, limits)
+            if picks:
+                return self._with_tips([state.fresh(self.a["correction_content"], message)],
+                                       picks, state, message, limits)
         if _MEANT.search(message) and not _REPEAT.search(message):
             offer = self.a["correction_offer"].format(sections=self.offline.offer(limits))
             return Composed(join([state.fresh(self.a["correction_meant"], message), offer]))
@@ -217,6 +255,16 @@ class ActResponder:
             return Composed(self.a["more_done"])
         return self._with_tips([state.fresh(self.a[key], message)], picks, state, message,
                                limits)
+
+    def _fitting_picks(self, state: ConversationState, sims: np.ndarray, limits: Limits
+                       ) -> list[Pick]:
+        """The best-fitting tip the last reply didn't quote, by what the message says."""
+        picks = [p for p in (self.offline.section_pick(s, sims, state)
+                             for s in self.offline.tips
+                             if s not in state.last_cited and limits.ok(s)
+                             and s != self.offline.therapy_section) if p is not None]
+        picks.sort(key=lambda p: (p.section_id in state.cited, -p.score))
+        return picks[:1]
 
     def answer(self, message: str, state: ConversationState, sims: np.ndarray,
                limits: Limits) -> Composed:

@@ -505,6 +505,43 @@ _SITUATION_HINT = re.compile(
     r"him|her|feel|felt|lonely|distant|argue|fight|kids|baby|work|sex|love)\b", re.I)
 _QUESTION_WORD = re.compile(r"^(how|what|why|should|can|could|is|do|does|any|where|when)\b",
                             re.I)
+# Memory and privacy are questions to the assistant: "do you remember", "is this saved";
+# "I can't remember the last time we laughed" is about their own life.
+_TO_ASSISTANT = re.compile(r"\b(you|u|ya|your|yours)\b|^\W*remember\b", re.I)
+_ABOUT_THE_CHAT = re.compile(
+    r"\b(you|u|your|this|it|chat|conversation|messages?|saved|stored|logged|recorded|"
+    r"private|privacy|confidential|data|history|anonymous|here)\b", re.I)
+# "Thanks, that helps. I'll talk to her tonight": thanks, then a plan of their own.
+_PLAN = re.compile(
+    r"^(so |and |then |ok(ay)? |now )?(i'?ll|ill|i will|i'?m going to|im going to|i'?m gonna|"
+    r"im gonna|gonna|going to|i think i'?ll|i might|i'?m will|we'?ll|we will|we'?re going to|"
+    r"i'?ll try|i'?m definitely going to|i plan to|i want to try)\b", re.I)
+_YES_NO_ISH = re.compile(
+    r"^(yes|yeah|yep|yup|ya|sure|ok(ay)?|no|nope|nah|not really|not yet|maybe|perhaps|"
+    r"probably|possibly|i guess|i think so|i don'?t think so|idk|i don'?t know|dunno|"
+    r"not sure|no idea|i'?m not sure|definitely|absolutely|of course|kind of|sort of|"
+    r"never|sometimes|honestly)\b[\s,.!?]*(\w+[\s,.!?]*){0,3}$", re.I)
+
+
+def is_question(text: str) -> bool:
+    """A message that asks something itself ("what would I even say to her")."""
+    t = text.strip()
+    return t.endswith("?") or bool(_QUESTION_WORD.match(
+        re.sub(r"^((so|and|but|ok(ay)?|then|well|hmm+|um+)\b[\s,]*)+", "", t, flags=re.I)))
+
+
+def is_bare_reply(text: str) -> bool:
+    """'yes', 'no, not really', 'maybe?': a yes/no-ish reply, even with a question mark."""
+    return bool(_YES_NO_ISH.match(text.strip()))
+
+
+def thanks_with_plan(text: str) -> bool:
+    """Thanks first, then what they mean to do: 'thank you, I'll try that tonight'."""
+    m = _THANKS.search(text)
+    if m is None or m.start() > 5 or len(_words(text)) > 24:
+        return False
+    sentences = re.split(r"(?<=[.!?])\s+|,\s*|\s+-\s+|—", text[m.end():])
+    return any(_PLAN.match(x.strip()) for x in sentences if x.strip())
 
 
 def _words(text: str) -> list[str]:
@@ -529,6 +566,8 @@ def _is_more(text: str) -> bool:
 def _tiny_act(text: str, state: ConversationState) -> str | None:
     """Greeting, thanks, goodbye, 'more' or an answer: short messages that say only that."""
     words = _words(text)
+    if thanks_with_plan(text):
+        return "thanks"
     if len(words) > SHORT + 4:
         return None
     if _is_more(text):
@@ -546,7 +585,7 @@ def _tiny_act(text: str, state: ConversationState) -> str | None:
             return "thanks"
         if _GREETING.match(text.strip()):
             return "greeting"
-    if not _ANSWER.match(text.strip()) or text.rstrip().endswith("?"):
+    if not _ANSWER.match(text.strip()) or text.rstrip().endswith("?") or is_question(text):
         return None
     # A bare "maybe" answers whatever came before; a longer one needs a question before it.
     if len(words) <= 3 or (state.last_question and len(words) <= SHORT + 4):
@@ -558,6 +597,15 @@ _MORE_FILLER = frozenset("please pls plz then though ideas tips idea tip maybe t
                          "here there on".split())
 _FILLER = frozenset("so much very a lot again for it this that all you again now okay ok "
                     "and really i am im i'm will try have nice day night great good".split())
+
+
+def _addressed(act: str, text: str) -> bool:
+    """Memory and privacy only when the message speaks to the assistant or the chat."""
+    if act == "memory":
+        return bool(_TO_ASSISTANT.search(text))
+    if act == "privacy":
+        return bool(_ABOUT_THE_CHAT.search(text))
+    return True
 
 
 def pattern_act(text: str, state: ConversationState) -> str | None:
@@ -573,7 +621,8 @@ def pattern_act(text: str, state: ConversationState) -> str | None:
         return "article_tip"
     for act, rx in _PATTERNS[2:]:
         if rx.search(text) and (act not in ("privacy", "memory", "about_assistant")
-                                or len(_words(text)) <= 20):
+                                or len(_words(text)) <= 20) and (
+                                    act != "memory" or _addressed(act, text)):
             return act
     if _CORRECTION.search(text) and len(_words(text)) <= 20:
         return "correction"
@@ -600,7 +649,12 @@ class ActDetector:
         act = pattern_act(text, state)
         if act:
             return act
-        return self.nearest(vec, state)
+        act = self.nearest(vec, state)
+        if not _addressed(act, text):
+            return "situation"
+        if act == "answer" and is_question(text) and not is_bare_reply(text):
+            return "situation"  # a new question, not an answer to the assistant's
+        return act
 
     def nearest(self, vec: Sequence[float], state: ConversationState) -> str:
         """The act of the nearest labelled examples, or 'situation' when none is close."""
@@ -670,10 +724,13 @@ __all__ = [
     "Theme",
     "build_state",
     "fill",
+    "is_bare_reply",
     "is_other_language",
+    "is_question",
     "load_themes",
     "partner_of",
     "pattern_act",
+    "thanks_with_plan",
     "themes_in",
     "tip_reference",
     "topic_of",

@@ -62,6 +62,11 @@ _CLOSERS = "\"”’)"
 # A question rather than a statement: "what fits A, B and C", "any advice for ...?"
 _ASKS = re.compile(r"\?|^(what|how|which|any|can|could|should|is|are|do|does)\b|\bfits?\b|"
                    r"\b(advice|tips?|ideas?) for\b", re.IGNORECASE)
+# "So what can I do?": asks for advice without naming a new subject; the article answers it.
+_WHAT_TO_DO = re.compile(
+    r"^\W*((so|and|but|ok(ay)?|then|well|right)[\s,]+)*(what|how) (can|could|should|do|would|"
+    r"might|else can) (i|we) (even |actually |possibly |still |really )?(do|try|change|fix|"
+    r"work on|start)\b", re.IGNORECASE)
 # The parts of "what does it say about X and Y" / "X, Y or Z".
 _PART_SPLIT = re.compile(r",|;|/|&|\band\b|\bor\b|\bplus\b|\bas well as\b", re.IGNORECASE)
 # A sentence that leans on the one before it ("When that occurs, ...") is quoted with it.
@@ -417,10 +422,16 @@ class OfflineResponder:
         sid = first.section_id if first else "default"
         if sid == "tip-4" and first and "Even saying" in " ".join(first.quotes()):
             sid = "tip-4-sayable"  # only then is there something to "say like that"
-        own = [o for o in nexts.get(sid, []) if not state.used(fill(o, state.words))]
+        def unused(options: Sequence[str]) -> list[str]:
+            return [o for o in options if not state.used(fill(o, state.words))]
+
         # "Which of these" needs more than one tip to choose from.
         general = nexts["default"] if tips > 1 else nexts["single"]
-        return state.fresh(own or general, key)
+        # Never a closer an earlier reply ended on: the section's, the general ones, then
+        # a plain invitation that asks nothing.
+        options = unused(nexts.get(sid, [])) or unused(general) or unused(nexts["open"]) \
+            or nexts["open"]
+        return state.fresh(options, key)
 
     def tip_line(self, pick: Pick) -> str:
         """A tip as shown: its title in bold, the quote, the citation."""
@@ -587,9 +598,11 @@ class OfflineResponder:
         for sid in question["sections"]:
             if not limits.ok(sid) or sid not in self.bank.sections:
                 continue
-            pick = self.section_pick(sid, sims, state)
+            pick = self._preferred_pick(sid, question.get("prefer", ""), state) or \
+                self.section_pick(sid, sims, state)
             if pick is not None:
                 picks.append(pick)
+            if len(picks) >= int(question.get("picks", 1)):
                 break
         for p in picks:
             if p.section_id.startswith("tip-"):
@@ -606,6 +619,20 @@ class OfflineResponder:
         all_picks = [*picks, *([therapy.pick] if therapy.pick else [])]
         return Composed(join(paras), self.citations(all_picks), True, fit,
                         therapy_note=therapy.note_used)
+
+    def _preferred_pick(self, sid: str, prefer: str, state: ConversationState) -> Pick | None:
+        """The section's sentence starting with `prefer` (widened as usual), if not quoted."""
+        if not prefer:
+            return None
+        i = next((i for i in self.bank.in_section(sid)
+                  if self.bank.sentences[i].text.startswith(prefer)), None)
+        if i is None:
+            return None
+        i, j = self._widen(i, "")
+        quote = self.bank.span(i, j)
+        if state.used(quote):
+            return None
+        return Pick(sid, self.bank.titles[sid], quote, 1.0, i)
 
     def _theme_pick(self, theme: Any, state: ConversationState, limits: Limits,
                     taken: set[str]) -> Pick | None:
@@ -705,6 +732,9 @@ class OfflineResponder:
 
     def _coverage(self, message: str, route: str, fit: float, state: ConversationState) -> str:
         """'full', 'partial' or 'none': how much the article speaks to this message."""
+        if _WHAT_TO_DO.search(message) and len(content_words(message)) <= 2 \
+                and not self.bank.uncovered_words(message):
+            return "full"  # "what can I do (on my own)": the tips are the answer
         if any(not t.covered for t in state.current_themes):
             return "partial" if fit >= COVER_MIN else "none"
         if route == "therapy" or state.current_themes:

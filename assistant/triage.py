@@ -5,15 +5,16 @@ Three layers, so no single miss is fatal:
 1. rules (always): curated signal families read sentence by sentence, with idioms
    masked, negation scoped to its clause, jokes and resolved past events guarded;
    they carry crisis recall alone, with no model, store or network;
-2. the trained classifier (when an embedder is given; assistant/triage_model.py):
-   MiniLM with its top layers fine-tuned for triage (assistant/triage_encoder.py; the
-   older heads on the turn's shared query embedding still load), reading the message
-   and, for long posts, max-pooled sentence windows. The more severe of its route and the rules' wins, so it
-   raises and never lowers (crisis fires if either says crisis), except that its crisis
-   or abuse is set aside when the text it fired on holds an idiom or hyperbole the rules
-   guarded and no risk signal (`_model_layer`). Its off_topic needs its own high bar,
-   and the rules' off_topic gives way to its advice: distress is never off_topic. (The
-   older nearest-example layer, `SemanticLayer`, is off unless asked for.)
+2. the trained classifier (when an embedder is given; assistant/triage_model.py): MiniLM
+   with its top layers fine-tuned for triage (assistant/triage_encoder.py; the older
+   heads on the turn's shared query embedding still load), reading the message and, for
+   long posts, max-pooled sentence windows. The more severe of its route and the rules'
+   wins, so it raises and never lowers (crisis fires if either says crisis), except that
+   its crisis or abuse is set aside when the text it fired on holds an idiom or
+   hyperbole the rules guarded and no risk signal (`_model_layer`). Its off_topic needs
+   its own high bar, and the rules' off_topic gives way to its advice: distress is never
+   off_topic. (The older nearest-example layer, `SemanticLayer`, is off unless asked
+   for.)
 3. LLM (only when configured; `escalate_with_llm`): asked last, and only when the
    route is not already crisis, with a hard deadline; it may raise, never lower.
 

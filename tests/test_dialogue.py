@@ -268,3 +268,58 @@ def test_a_recap_is_told_in_sentences_about_the_person(offline_assistant):
     assert "Your husband" in recap.text and re.search(r"\bhis\b", recap.text)
     assert not re.search(r"^- ", recap.text, re.M)  # not a list of labels
     assert not re.search(r"\b(them|their)\b", recap.text)
+
+
+# ---------------------------------------------------------------- review fixes
+
+
+@pytest.mark.parametrize("message", [
+    "i cant remember the last time we went out just the two of us",
+    "I remember when we used to talk for hours",
+])
+def test_their_own_memories_are_not_a_question_about_the_assistant(message):
+    assert pattern_act(message, state(message)) not in ("memory", "privacy")
+
+
+@pytest.mark.parametrize("message", [
+    "Thanks a lot, that's useful. I'm going to try it with him on saturday.",
+    "thank you, I'll bring it up after the kids are asleep",
+])
+def test_thanks_followed_by_a_plan_is_thanks(offline_assistant, message):
+    assert pattern_act(message, state(message)) == "thanks"
+    _, reply = talk(offline_assistant, "we barely talk these days", message)
+    assert reply.act == "thanks" and not reply.citations
+    assert "doesn't speak to" not in reply.text
+
+
+def test_a_generic_what_can_i_do_gets_the_articles_advice(offline_assistant):
+    _, plain = talk(offline_assistant, "she goes quiet whenever I try to talk", "what should I do")
+    assert plain.citations and "doesn't speak to" not in plain.text
+    _, alone = talk(offline_assistant, "she goes quiet whenever I try to talk",
+                    "ok so what could i do by myself")
+    assert {"tip-1", "tip-5"} <= {c.section_id for c in alone.citations}
+    assert "doesn't speak to" not in alone.text
+
+
+def test_a_new_question_after_the_assistants_question_is_not_an_answer(offline_assistant):
+    first, follow = talk(offline_assistant, "we lost our baby in the spring and hardly speak",
+                         "how would i even start the conversation")
+    assert first.text.rstrip().endswith("?")
+    assert follow.act != "answer" and follow.citations
+    assert "tip 4" in follow.text and "Let me know how it goes" not in follow.text
+
+
+def test_a_correction_that_explains_moves_to_another_tip(offline_assistant):
+    first, fixed = talk(offline_assistant, "we have twins and never get time for each other",
+                        "no, that's not what I meant, we have nobody to mind the kids at night")
+    assert fixed.act == "correction"
+    assert "tell me a little more" not in fixed.text and "say a bit more" not in fixed.text
+    assert fixed.citations
+    assert not {c.section_id for c in fixed.citations} & {c.section_id for c in first.citations}
+
+
+def test_no_closing_question_is_repeated_in_a_conversation(offline_assistant):
+    replies = talk(offline_assistant, "we feel like flatmates lately", "what could I do",
+                   "what else", "what else", "what else", "what else", "what could I do")
+    closers = [r.text.split("\n\n")[-1] for r in replies if r.citations]
+    assert len(closers) == len(set(closers))

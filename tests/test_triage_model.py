@@ -351,10 +351,10 @@ def full(embedder):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="issue 8 targets not met yet by the frozen-embedding "
-                   "logistic head (with the abuse gate): rules+model on all of model-test "
-                   "crisis recall 0.841, abuse 0.847, harmless escalated 2.7%, accuracy "
-                   "0.800 (python -m evals triage --set model-test)")
+@pytest.mark.xfail(strict=True, reason="issue 8 targets not met yet by rules + the fine-tuned "
+                   "MiniLM (with the abuse gate): on all of model-test crisis recall 0.897, "
+                   "abuse 0.847, harmless escalated 3.5%, accuracy 0.807 (python -m evals "
+                   "triage --set model-test)")
 def test_every_layer_meets_the_issue_targets_on_the_written_test_split(full):
     # the classifier's test split (never trained or tuned on), its written rows: the
     # held-out set and the test share of the red-team rounds and written.jsonl
