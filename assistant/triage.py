@@ -996,7 +996,10 @@ def load_triage(settings: Any = None, embedder: Any = None, *,
     if semantic:
         cache_dir = Path(settings.data_dir) if settings is not None else None
         layer = SemanticLayer(embedder, load_examples(), cache_dir)
-    return Triage(load_rules(), layer, settings, model=TriageModel.load(), encoder=embedder)
+    model = TriageModel.load()
+    if model.reads_text:  # load the tuned encoder now: a person's first message never waits
+        model.tuned_encoder().probabilities(["warm up"])
+    return Triage(load_rules(), layer, settings, model=model, encoder=embedder)
 
 
 __all__ = [
