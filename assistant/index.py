@@ -49,12 +49,20 @@ def sha256_file(path: Path) -> str:
     return h.hexdigest()
 
 
+@lru_cache(maxsize=8)
+def _weights_sha256(path: str, size: int, mtime_ns: int) -> str:
+    """The hash of one weights file, once per process while the file is unchanged (the
+    embedder and the triage encoder load the same 90 MB file)."""
+    return sha256_file(Path(path))
+
+
 def verify_model(model_dir: Path, expected: str = MODEL_SHA256) -> str:
     """Check model.safetensors against the pinned sha256 before anything loads it."""
     weights = model_dir / "model.safetensors"
     if not weights.is_file():
         raise ModelError(f"Embedding model weights are missing: {weights}")
-    actual = sha256_file(weights)
+    st = weights.stat()
+    actual = _weights_sha256(str(weights), st.st_size, st.st_mtime_ns)
     if actual != expected:
         raise ModelError(
             f"Embedding model weights at {weights} failed the checksum "
