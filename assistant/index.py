@@ -106,17 +106,15 @@ def load_embedder(settings: Settings) -> Embedder:
     from langchain.embeddings import init_embeddings
 
     if settings.embedding_provider == "local":
+        from .minilm import MiniLM
+
         model_dir = local_model_dir()
         verify_model(model_dir)
         import torch
 
         torch.set_num_threads(max(1, min(4, torch.get_num_threads())))
-        emb = init_embeddings(
-            str(model_dir), provider="huggingface",
-            model_kwargs={"device": "cpu", "local_files_only": True},
-            encode_kwargs={"normalize_embeddings": True, "batch_size": 32},
-        )
-        embedder = Embedder(emb, LOCAL_MODEL_NAME)
+        # run layer by layer with transformers, so the triage can share the bottom layers
+        embedder = Embedder(MiniLM(model_dir), LOCAL_MODEL_NAME)
         embedder.embed_query_uncached("warm up")  # first call pays one-off costs, not a user
         return embedder
     if settings.embedding_provider == "openai":

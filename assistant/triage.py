@@ -998,7 +998,8 @@ def load_triage(settings: Any = None, embedder: Any = None, *,
         layer = SemanticLayer(embedder, load_examples(), cache_dir)
     model = TriageModel.load()
     if model.reads_text:  # load the tuned encoder now: a person's first message never waits
-        model.tuned_encoder().probabilities(["warm up"])
+        # on the query embedding's own MiniLM, when it is the local one: layers shared
+        model.tuned_encoder(getattr(embedder, "embeddings", None)).probabilities(["warm up"])
     return Triage(load_rules(), layer, settings, model=model, encoder=embedder)
 
 

@@ -132,16 +132,21 @@ class TriageModel:
         """True when the model runs its own encoder on the text (not the shared embedding)."""
         return self.kind == "tuned"
 
-    def tuned_encoder(self) -> Any:
-        """The fine-tuned MiniLM (`tuned` only): loaded once, from the checked local files."""
+    def tuned_encoder(self, base: Any = None) -> Any:
+        """The fine-tuned MiniLM (`tuned` only), built once: on `base`, the query embedding's
+        MiniLM when the server has one (its bottom layers are shared), else on its own copy
+        loaded from the checked local files."""
         with self._tuned_lock:
             if self._tuned is None:
                 from .index import local_model_dir, verify_model
+                from .minilm import MiniLM
                 from .triage_encoder import TunedEncoder
 
-                model_dir = local_model_dir()
-                verify_model(model_dir)
-                self._tuned = TunedEncoder(model_dir, self.weights)
+                if not isinstance(base, MiniLM):
+                    model_dir = local_model_dir()
+                    verify_model(model_dir)
+                    base = model_dir
+                self._tuned = TunedEncoder(base, self.weights)
             return self._tuned
 
     @classmethod
