@@ -4,7 +4,8 @@ Measures, against one `streamlit run ui/app.py` on a free loopback port:
 
 - server start to health check, to the first page rendered in headless Chromium, to ready;
 - from Enter, in the browser (times taken in the page): the person's bubble, the thinking
-  indicator, the first text of the answer and the full answer, cold and warm, p50/p95;
+  indicator (the first painted: the page's own, drawn at Enter, or the server's in the
+  answer), the first text of the answer and the full answer, cold and warm, p50/p95;
 - Quick exit: Esc to the request for the neutral site, p50/p95 (targets below);
 - N sessions (default 20) asking in parallel over Streamlit's own websocket protocol,
   as browsers do: errors, cross-talk between sessions, turn latency p50/p95;

@@ -385,6 +385,153 @@ def test_a_20000_character_message_is_taken_and_a_longer_one_is_flagged(page):
     expect(page.locator("#rc-too-long")).to_be_empty()  # the note goes with the sent text
 
 
+# --- thinking, at once ---------------------------------------------------------------------
+
+# The longest message read whole (ui/app.py's MAX_MESSAGE_CHARS): a longer one is flagged.
+MAX_CHARS = 20_000
+
+# Watches the page's own thinking indicator from here on. At each Enter and each click on
+# the send button (these listeners run after the page's, added earlier) it records what the
+# person sees: whether the indicator is there and visible, how many there are, its markup,
+# whether it meets the input or the Quick exit bar, and its text contrast. Throughout, it
+# records the most indicators ever on the page at once, and whether one was still there
+# while the answer to its message already showed something.
+_WATCH_PENDING = r"""() => {
+  const w = {sends: [], most: 0, together: 0, base: null, el: null};
+  const MSG = '[data-testid="stChatMessage"]';
+  const rgb = (c) => (c.match(/[\d.]+/g) || []).slice(0, 3).map(Number);
+  const lum = ([r, g, b]) => {
+    const f = (v) => { v /= 255; return v <= 0.03928 ? v / 12.92 : ((v + 0.055) / 1.055) ** 2.4; };
+    return 0.2126 * f(r) + 0.7152 * f(g) + 0.0722 * f(b);
+  };
+  const ratio = (a, b) => {
+    const [x, y] = [lum(rgb(a)), lum(rgb(b))].sort((p, q) => q - p);
+    return (x + 0.05) / (y + 0.05);
+  };
+  const meets = (a, b) => !(a.right <= b.left || a.left >= b.right || a.bottom <= b.top
+                            || a.top >= b.bottom);
+  const track = () => {
+    // A new indicator: its message's answer will be message base + 1. (Its insertion wakes
+    // the observer below before the keydown reaches the listener here.)
+    const el = document.getElementById('rc-pending');
+    if (el && el !== w.el) { w.el = el; w.base = document.querySelectorAll(MSG).length; }
+    return el;
+  };
+  const record = (how) => {
+    const el = track();
+    const at = {how, shown: Boolean(el && el.checkVisibility()),
+                count: document.querySelectorAll('#rc-pending').length};
+    if (el) {
+      const r = el.getBoundingClientRect();
+      const st = getComputedStyle(el);
+      const input = document.querySelector('[data-testid="stChatInput"]').getBoundingClientRect();
+      const exit = document.getElementById('rc-exit').getBoundingClientRect();
+      Object.assign(at, {
+        text: el.innerText.trim(), role: el.getAttribute('role'), className: el.className,
+        dots: Boolean(el.querySelector('.rc-dots')), fixed: st.position === 'fixed',
+        inBody: el.parentElement === document.body,
+        meetsInput: meets(r, input), meetsExit: meets(r, exit),
+        inView: r.left >= 0 && r.top >= 0 && r.right <= innerWidth && r.bottom <= innerHeight,
+        clipped: el.scrollWidth > el.clientWidth + 1,
+        opaque: !/,\s*0\)$/.test(st.backgroundColor) && st.backgroundColor !== 'transparent',
+        contrast: ratio(st.color, st.backgroundColor),
+      });
+    }
+    w.sends.push(at);
+  };
+  document.addEventListener('keydown', (e) => { if (e.key === 'Enter') record('enter'); }, true);
+  document.addEventListener('click', (e) => {
+    if (e.target.closest('[data-testid="stChatInputSubmitButton"]')) record('button');
+  }, true);
+  new MutationObserver(() => {
+    track();
+    const all = document.querySelectorAll('#rc-pending');
+    w.most = Math.max(w.most, all.length);
+    const answer = document.querySelectorAll(MSG)[w.base + 1];
+    if (all.length && answer && answer.querySelector('.rc-thinking, [data-rc-done], .rc-note'))
+      w.together += 1;
+  }).observe(document.body, {childList: true, subtree: true});
+  window.__pending = w;
+}"""
+
+
+def _pending_shown_at_send(at: dict) -> None:
+    """The indicator, as drawn at the moment of sending: the server's look, in reach."""
+    assert at["shown"] and at["count"] == 1, at
+    assert at["text"] == "Thinking…" and at["dots"] and "rc-thinking" in at["className"], at
+    assert at["role"] == "status", at  # polite; the answer itself is read through #rc-live
+    assert at["inBody"] and at["fixed"], "outside Streamlit's (React's) markup"
+    assert not at["meetsInput"] and not at["meetsExit"] and at["inView"], at
+    assert not at["clipped"] and at["opaque"] and at["contrast"] >= 4.5, at
+
+
+@pytest.mark.parametrize(
+    ("viewport", "scheme"), [(PHONE, "dark"), (DESKTOP, "light")], ids=["phone-dark", "desktop"]
+)
+def test_thinking_shows_at_enter_and_goes_when_the_answer_shows(
+    browser,
+    streamlit_server,  # noqa: F811
+    viewport,
+    scheme,
+):
+    """Shown by the page in the keydown itself (issue 10: within 200 ms), not by the server."""
+    page = open_page(browser, streamlit_server.url, viewport=viewport, scheme=scheme)
+    page.evaluate(_WATCH_PENDING)
+    messages = page.get_by_test_id("stChatMessage")
+    pending = page.locator("#rc-pending")
+    live = page.locator("#rc-live")
+
+    ask_in_browser(page, ADVICE)
+    at = page.evaluate("() => window.__pending.sends[0]")
+    _pending_shown_at_send(at)
+    expect = _expect()
+    expect(messages.nth(1).locator("[data-rc-done]")).to_have_count(1)
+    assert pending.count() == 0, "gone once the answer is done (before: once it shows)"
+    expect(live).not_to_contain_text("Thinking")
+    shot(page, f"thinking-{scheme}")
+
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill("first: we argue about chores every evening")
+    box.press("Enter")
+    box.fill("second: how do we stop?")
+    box.press("Enter")  # while the first waits, or is being answered
+    messages.nth(5).locator("[data-rc-done]").wait_for(state="attached")
+    expect(messages).to_have_count(6)
+    watched = page.evaluate("() => window.__pending")
+    assert [s["count"] for s in watched["sends"]] == [1, 1, 1], "one indicator, never two"
+    assert watched["most"] == 1, watched["sends"]
+    assert watched["together"] == 0, "it goes as soon as the answer shows"
+    assert pending.count() == 0
+    only_local(page)
+    page.context.close()
+
+
+def test_no_thinking_for_a_new_line_or_an_over_long_message_and_the_send_button_shows_it(page):
+    expect = _expect()
+    page.evaluate(_WATCH_PENDING)
+    messages = page.get_by_test_id("stChatMessage")
+    box = page.get_by_test_id("stChatInputTextArea")
+    box.fill("we keep missing each other")
+    box.press("Shift+Enter")  # a new line, nothing sent
+    assert box.input_value().endswith("\n")
+
+    _paste(page, box, _long_text(MAX_CHARS + 1))
+    expect(page.locator("#rc-too-long")).to_contain_text("20,001")  # the note says so instead
+    box.press("Enter")
+    messages.nth(1).locator("[data-rc-done], .rc-note").first.wait_for(state="attached")
+    watched = page.evaluate("() => window.__pending")
+    assert [s["shown"] for s in watched["sends"]] == [False, False], watched["sends"]
+    assert watched["most"] == 0
+
+    box.fill(ADVICE)
+    page.get_by_test_id("stChatInputSubmitButton").click()
+    messages.nth(3).locator("[data-rc-done]").wait_for(state="attached")
+    sent = page.evaluate("() => window.__pending.sends")[-1]
+    assert sent["how"] == "button"
+    _pending_shown_at_send(sent)
+    expect(page.locator("#rc-pending")).to_have_count(0)
+
+
 # --- a country switch -----------------------------------------------------------------------------
 
 

@@ -71,6 +71,8 @@ BANNER_TITLE = {
 STICKY_LEAD = {"crisis": "Talk to someone now", "abuse": "Domestic abuse support"}
 PLACEHOLDER = "What's going on between you two?"
 PLACEHOLDER_LOADING = "Getting ready… you can already type your message"
+# The state shown while an answer is on its way (by the page script at once, then the server).
+THINKING = "Thinking…"
 
 TURN_FAILED = (
     "Sorry, something went wrong on our side while answering. Please try again in a moment, "
@@ -435,7 +437,7 @@ def stream_into(body: Any, thinking: Any, turn: InFlight) -> Reply:
         yield_to_a_newer_run()
         if not shown and time.monotonic() - redrawn > 1.0:
             # Also a yield point by drawing, should reading state ever stop being one.
-            thinking.html(status_html("Thinking…"))
+            thinking.html(status_html(THINKING))
             redrawn = time.monotonic()
     if turn.error is not None:
         raise turn.error
@@ -451,7 +453,7 @@ def run_turn(assistant: Assistant, item: dict, settings: Settings, locale: str) 
     """Answer one queued message, drawing it as it comes; return the reply's message."""
     with st.chat_message("assistant", avatar=AVATARS["assistant"]):
         banner, thinking, body = st.empty(), st.empty(), st.empty()
-        thinking.html(status_html("Thinking…"))
+        thinking.html(status_html(THINKING))
         try:
             reply = stream_into(body, thinking, _in_flight(assistant, item, locale))
         except QueryError as exc:
@@ -554,6 +556,7 @@ def _assets() -> tuple[str, str]:
         "neutral": NEUTRAL_SITE,
         "maxChars": MAX_MESSAGE_CHARS,
         "tooLong": TOO_LONG,
+        "thinking": THINKING,
         "exitHelp": "Leave now for a weather site (Esc). This conversation is cleared.",
     }
     script = (HERE / "page.js").read_text(encoding="utf-8")
@@ -562,7 +565,7 @@ def _assets() -> tuple[str, str]:
 
 
 def page_assets() -> None:
-    """The page's own styles and script (Quick exit, announcements, the long-message note)."""
+    """The page's own styles and script (Quick exit, announcements, notes, thinking at Enter)."""
     css, script = _assets()
     st.html(f"<style>{css}</style>")
     with st.container(key="forget"):

@@ -66,19 +66,33 @@ def ask_in_browser(page: Any, text: str, timeout_ms: float = 120_000) -> float:
     return time.perf_counter() - start
 
 
-# Records, in the page, when each stage first shows after Enter (ms from the keydown).
+# Records, in the page, when each stage first shows after Enter (ms from the keydown). The
+# thinking indicator is whichever the person sees first: the page's own (#rc-pending, drawn
+# at Enter) once it is attached, visible and painted, or the server's in the answer.
 _WATCH = """(before) => {
   const t = {};
   const now = () => performance.now();
   const msgs = () => document.querySelectorAll('[data-testid="stChatMessage"]');
+  const visible = (el) => Boolean(el && el.isConnected && (el.checkVisibility
+    ? el.checkVisibility({visibilityProperty: true, opacityProperty: true})
+    : el.getClientRects().length > 0));
+  let painting = false;
+  const thinkingShown = () => {
+    // Counted at the first frame drawn after it is in the page, not when it is inserted.
+    if (painting || t.thinking !== undefined) return;
+    painting = true;
+    requestAnimationFrame(() => setTimeout(() => {
+      if (t.thinking === undefined) t.thinking = now() - t.enter;
+    }, 0));
+  };
   const check = () => {
     const m = msgs();
     if (t.enter === undefined) return;
+    if (visible(document.getElementById('rc-pending'))) thinkingShown();
     if (t.bubble === undefined && m.length > before) t.bubble = now() - t.enter;
     const answer = m[before + 1];
     if (!answer) return;
-    if (t.thinking === undefined && answer.querySelector('.rc-thinking'))
-      t.thinking = now() - t.enter;
+    if (answer.querySelector('.rc-thinking')) thinkingShown();
     const body = [...answer.querySelectorAll('[data-testid="stMarkdownContainer"]')]
       .some(el => el.innerText.trim().length > 0);
     if (t.first_text === undefined && (body || answer.querySelector('.rc-banner')))
@@ -87,7 +101,10 @@ _WATCH = """(before) => {
       t.full = now() - t.enter;
   };
   document.addEventListener('keydown', (e) => {
-    if (e.key === 'Enter' && t.enter === undefined) t.enter = now();
+    if (e.key === 'Enter' && t.enter === undefined) {
+      t.enter = now();
+      check();  // the page's indicator is drawn in this same keydown, before this listener
+    }
   }, true);
   const obs = new MutationObserver(check);
   obs.observe(document.body, {childList: true, subtree: true, characterData: true});
