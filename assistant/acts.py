@@ -10,17 +10,20 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from dataclasses import replace
 
 import numpy as np
 
 from .dialogue import (
     ConversationState,
     fill,
+    in_second_person,
     is_other_language,
     thanks_with_plan,
     tip_reference,
 )
 from .respond import (
+    _JUST_ONE,
     Composed,
     Limits,
     OfflineResponder,
@@ -31,6 +34,12 @@ from .respond import (
     short_title,
 )
 
+# Acts that name what they want from the article: what they ruled out earlier still holds.
+# Tip 1's reasons for going first (the openings of its sentences), best first: not its
+# slogan "Don't wait for your spouse to make the first move", which they just pushed back on.
+_WHY_ME_QUOTES = ("But true change", "Owning up", "One small act")
+RECAP_TURNS = 4  # the latest messages that told something, in a recap
+_ASKED_BY_NAME = frozenset({"article_tip", "article_overview", "article_topic"})
 # Sections for "what else" when no theme orders them: the everyday tips first.
 DEFAULT_ORDER = ("tip-4", "tip-3", "tip-2", "tip-1", "tip-5", "tip-6")
 _YES = re.compile(r"^(yes|yeah|yep|yup|ya|sure|ok(ay)?|definitely|absolutely|of course|"
@@ -41,8 +50,16 @@ _UNSURE = re.compile(r"^(maybe|perhaps|possibly|i guess|idk|i don'?t know|dunno|
                      r"no idea|i'?m not sure|kind of|sort of|hmm+|i suppose|hard to say|"
                      r"sometimes|a (little|bit))\b", re.I)
 _THERAPY = re.compile(r"\b(therap\w*|counsel\w*|session|couples? (help|coach))\b", re.I)
-_FIRST = re.compile(r"\b(first|why should i|why me|why do i|always me|the one who|"
-                    r"(his|her|their) (fault|turn|job)|shouldn'?t have to)\b", re.I)
+_FIRST = re.compile(r"\b(first|why should i|why me|why do i|always me|always on me|up to me|"
+                    r"my job|the one who|(his|her|their) (fault|turn|job)|shouldn'?t have to|"
+                    r"shouldn'?t (he|she|they)|make an effort too|(he|she|they) should)\b",
+                    re.I)
+# The partner turned therapy down (the article's case may still help the person): not
+# "we tried it" or "I don't want to go back", which the person has already decided.
+_PARTNER_REFUSES = re.compile(
+    r"\b(he|she|they|husband|wife|partner|boyfriend|girlfriend|bf|gf)\b[^.!?]{0,20}\b(refus\w*|"
+    r"won'?t|wont|will not|doesn'?t want|does not want|isn'?t willing|would never|hates?|"
+    r"says?|said|laughs?|thinks?|doesn'?t believe|calls?)\b", re.I)
 _REPEAT = re.compile(r"\b(already|again|repeat|same thing)\b", re.I)
 _MEANT = re.compile(r"\b(meant|mean|asked|asking|misunderstood|not what|question)\b", re.I)
 # What a correction says beyond "that's not what I meant": their situation, if long enough.
@@ -97,8 +114,14 @@ class ActResponder:
 
     def reply(self, act: str, message: str, state: ConversationState, sims: np.ndarray,
               limits: Limits) -> Composed:
-        """The reply for one act (`sims`: the message's similarity to every sentence)."""
-        composed = self._handlers[act](message, state, sims, limits)
+        """The reply for one act (`sims`: the message's similarity to every sentence).
+
+        What the person ruled out ("he already has friends", "therapy's out") is left out
+        of every reply except one that asks for it by name ("what is tip 6").
+        """
+        narrowed = limits if act in _ASKED_BY_NAME else \
+            limits.without(state.rejected, self.bank.sections)
+        composed = self._handlers[act](message, state, sims, narrowed)
         return frame(composed, limits)
 
     # -- written replies
@@ -126,11 +149,10 @@ class ActResponder:
 
     def recap(self, message: str, state: ConversationState, *_: object) -> Composed:
         """What the person told, in full sentences: their partner, their situation, tips seen."""
-        if not state.themes and not state.situation_texts:
+        if not state.situation_texts:
             return Composed(self.a["recap_empty"].format(**state.words))
-        told = [fill(t.recap or t.summary, state.words) for t in state.themes]
-        if not told:
-            told = [self.a["recap_feeling"].format(**state.words)]
+        # Their own facts, told back in the second person: never a theme's template.
+        told = [in_second_person(t) for t in state.situation_texts[-RECAP_TURNS:]]
         paras = [self.a["recap"], " ".join(told)]
         tips = [short_title(self.bank.titles[s]).lower() for s in state.cited
                 if s.startswith("tip-")]
@@ -227,8 +249,8 @@ class ActResponder:
 
     def more(self, message: str, state: ConversationState, sims: np.ndarray,
              limits: Limits) -> Composed:
-        """'What else': something the conversation hasn't had yet."""
-        picks = self._fresh_picks(state, sims, limits, 2)
+        """'What else': something the conversation hasn't had yet ("one thing": one)."""
+        picks = self._fresh_picks(state, sims, limits, 1 if _JUST_ONE.search(message) else 2)
         if not picks:
             return Composed(self.a["more_done"])
         return self._with_tips([state.fresh(self.a["more_lead"], message)], picks, state,
@@ -241,11 +263,13 @@ class ActResponder:
         A correction that says what they meant ("we can't do date nights, no babysitter")
         is their situation: a different tip, fitted to what they said.
         """
-        if _says_more(message):
+        push = self.offline.pushback_line(message, state) \
+            if state.pushback in ("friends", "friends_new", "therapy", "first") else ""
+        if _says_more(message) or push:
             picks = self._fitting_picks(state, sims, limits)
             if picks:
-                return self._with_tips([state.fresh(self.a["correction_content"], message)],
-                                       picks, state, message, limits)
+                head = push or state.fresh(self.a["correction_content"], message)
+                return self._with_tips([head], picks, state, message, limits)
         if _MEANT.search(message) and not _REPEAT.search(message):
             offer = self.a["correction_offer"].format(sections=self.offline.offer(limits))
             return Composed(join([state.fresh(self.a["correction_meant"], message), offer]))
@@ -309,33 +333,84 @@ class ActResponder:
         """Therapy refused: the article's case, and what one can do alone (tips 1 and 5)."""
         if _THERAPY.search(message):
             return self._therapy_refused(message, state, sims, limits)
-        first = bool(_FIRST.search(message))
-        key, prefer = ("objection_first", ("tip-1",)) if first else \
-            ("objection_talk", ("tip-4", "tip-1"))
-        picks = [p for p in (self.offline.section_pick(s, sims, state) for s in prefer
-                             if limits.ok(s)) if p is not None]
+        feeling = self.offline.feeling(message, state)
+        if _FIRST.search(message):
+            return self._why_me(message, state, sims, limits, feeling)
+        head = " ".join(x for x in (self.offline.pushback_line(message, state)
+                                    or state.fresh(self.a["objection_talk"], message),
+                                    feeling) if x)
+        picks = [p for p in (self.offline.section_pick(s, sims, state)
+                             for s in ("tip-4", "tip-1") if limits.ok(s)) if p is not None]
         if not picks:
             picks = self._fresh_picks(state, sims, limits, 1)
-        return self._with_tips([state.fresh(self.a[key], message)], picks, state, message,
-                               limits, state.fresh(self.a["objection_close"], message))
+        return self._with_tips([head], picks, state, message, limits,
+                               state.fresh(self.a["objection_close"], message))
+
+    def _why_me(self, message: str, state: ConversationState, sims: np.ndarray,
+                limits: Limits, feeling: str) -> Composed:
+        """'Why should I be the one to start?': the article's reasoning (tip 1), not its
+        slogan, and that wanting effort from the partner too is fair."""
+        head = " ".join(x for x in (state.fresh(self.a["objection_first"], message), feeling)
+                        if x)
+        pick = self._reasoning(state) if limits.ok("tip-1") else None
+        if pick is None:
+            picks = self._fresh_picks(state, sims, limits, 1)
+            return self._with_tips([head], picks, state, message, limits,
+                                   state.fresh(self.a["objection_close"], message))
+        paras = [head, self.a["objection_first_why"], self.offline.tip_line(pick),
+                 state.fresh([fill(o, state.words) for o in self.a["objection_first_fair"]],
+                             message),
+                 state.fresh(self.a["objection_close"], message)]
+        return Composed(join(paras), self.offline.citations([pick]))
+
+    def _reasoning(self, state: ConversationState) -> Pick | None:
+        """Tip 1's reasoning for going first, in its words: two sentences not quoted yet."""
+        quotes: list[Pick] = []
+        for start in _WHY_ME_QUOTES:
+            pick = self.offline._preferred_pick("tip-1", start, state)
+            if pick is not None and not any(pick.quote in q.quote or q.quote in pick.quote
+                                            for q in quotes):
+                quotes.append(pick)
+            if len(quotes) == 2:
+                break
+        if not quotes:
+            return None
+        quotes.sort(key=lambda p: p.first)
+        first = quotes[0]
+        return Pick(first.section_id, first.title, first.quote, 1.0, first.first,
+                    tuple(q.quote for q in quotes[1:]))
 
     def _therapy_refused(self, message: str, state: ConversationState, sims: np.ndarray,
                          limits: Limits) -> Composed:
-        paras = [state.fresh(self.a["objection_therapy"], message)]
+        """The partner won't go: the article's case (once). They tried it, or decided
+        against it: that is taken in, and the reply moves to what they can do alone."""
+        partner = bool(_PARTNER_REFUSES.search(message)) and \
+            not re.search(r"\b(tried|did|done|been to|went|had|stopped|quit)\b", message, re.I)
+        feeling = self.offline.feeling(message, state)
+        head = state.fresh(self.a["objection_therapy"], message) if partner else \
+            state.fresh([fill(o, state.words) for o in self.r["pushback"]["therapy"]], message)
+        paras = [" ".join(x for x in (head, feeling) if x)]
         picks: list[Pick] = []
-        case = self._case_for_therapy(state, limits)
+        case = self._case_for_therapy(state, self._unruled(limits)) if partner else None
         if case is not None:
             paras += [self.a["objection_therapy_case"], self.offline.tip_line(case)]
             picks.append(case)
         alone = [p for p in (self.offline.section_pick(s, sims, state, allow_repeat=True)
                              for s in ("tip-1", "tip-5") if limits.ok(s)) if p is not None]
         if alone:
-            paras.append(self.a["objection_alone"])
+            paras.append(self.a["objection_alone" if partner else "objection_without"])
             paras += [self.offline.tip_line(p) for p in alone]
-        if state.directory_shown:
+        if state.directory_shown and partner:
             paras.append(self.r["therapy"]["pointer"])
         paras.append(state.fresh(self.a["objection_close"], message))
         return Composed(join(paras), self.offline.citations([*picks, *alone]))
+
+    def _unruled(self, limits: Limits) -> Limits:
+        """The limits with tip 6 back in, for the article's case when the partner refuses
+        (the safety policy's own limits still hold)."""
+        if limits.allowed is None or limits.abuse or not self.offline.therapy_section:
+            return limits
+        return replace(limits, allowed=limits.allowed | {self.offline.therapy_section})
 
     def _case_for_therapy(self, state: ConversationState, limits: Limits) -> Pick | None:
         """'It's not merely for crisis couples… relationship upkeep' (tip 6), once."""

@@ -71,12 +71,26 @@ class Theme:
     label: str = ""  # a few words naming the theme ("the long hours")
     recap: str = ""  # a full sentence about the person's situation, for recaps
     therapy: bool = False  # the theme itself calls for the therapist directory
+    exclude: re.Pattern[str] | None = None  # uses of the words that are not this theme
+    yields_to: tuple[str, ...] = ()  # themes that say it better when also found
+    no_time: bool = False  # the couple is hardly ever together (opposite shifts)
+    coverages: tuple[str, ...] = ()  # variants of `coverage`
+
+    def found_in(self, text: str) -> bool:
+        """True when the message speaks of this theme, once its look-alikes are masked."""
+        masked = self.exclude.sub(" ", text) if self.exclude else text
+        return bool(self.pattern.search(masked))
 
 
 @cache
 def load_themes() -> tuple[Theme, ...]:
     """Read the situation themes, in the order they are tried."""
     raw = tomllib.loads(_data_text("themes.toml"))
+
+    def variants(t: dict) -> tuple[str, ...]:
+        c = t.get("coverage", "")
+        return tuple(c) if isinstance(c, list) else ((c,) if c else ())
+
     return tuple(
         Theme(
             name=t["name"],
@@ -86,11 +100,15 @@ def load_themes() -> tuple[Theme, ...]:
             sections=tuple(t["sections"]),
             quotes=tuple(t.get("quotes", ())),
             avoid=tuple(t.get("avoid", ())),
-            coverage=t.get("coverage", ""),
+            coverage=(variants(t) or ("",))[0],
             covered=bool(t.get("covered", True)),
             label=t.get("label", t["name"].replace("_", " ")),
             recap=t.get("recap", ""),
             therapy=bool(t.get("therapy", False)),
+            exclude=re.compile(t["exclude"], re.IGNORECASE) if t.get("exclude") else None,
+            yields_to=tuple(t.get("yields_to", ())),
+            no_time=bool(t.get("no_time", False)),
+            coverages=variants(t),
         )
         for t in raw["themes"]
     )
@@ -104,8 +122,15 @@ def load_act_examples() -> tuple[tuple[str, str], ...]:
 
 
 def themes_in(text: str) -> list[Theme]:
-    """The themes a message speaks of, in the data file's order."""
-    return [t for t in load_themes() if t.pattern.search(text)]
+    """The themes a message speaks of, in the data file's order.
+
+    A theme needs real evidence: its words, once the uses that mean something else are
+    masked ("works at the hospital" is a job, "moved in together" no move away), and no
+    other theme found that says it better (night shifts are opposite hours, not long ones).
+    """
+    found = [t for t in load_themes() if t.found_in(text)]
+    names = {t.name for t in found}
+    return [t for t in found if not names.intersection(t.yields_to)]
 
 
 # ---------------------------------------------------------------- the partner
@@ -166,6 +191,13 @@ class ConversationState:
     directory_shown: bool = False
     situation_texts: list[str] = field(default_factory=list)  # the person's situation turns
     turns: int = 0  # earlier user turns
+    # What the person ruled out, for the rest of the conversation: sections not to offer
+    # again, sentences not to quote again, and what their life leaves no room for
+    # ("therapy_out", "no_time", "partner_has_friends").
+    rejected: set[str] = field(default_factory=set)
+    avoid_phrases: tuple[str, ...] = ()
+    constraints: set[str] = field(default_factory=set)
+    pushback: str = ""  # what this message pushes back on: "friends", "therapy", "first"...
 
     @property
     def words(self) -> dict[str, str]:
@@ -180,6 +212,12 @@ class ConversationState:
             return ""
         parts = [t.summary.format(**self.words) for t in self.themes]
         return "; ".join(parts)
+
+    def closer_fits(self, text: str) -> bool:
+        """False for a closing question their situation rules out (therapy, time together)."""
+        if "therapy_out" in self.constraints and _THERAPY_TALK.search(text):
+            return False
+        return not ("no_time" in self.constraints and _TIME_TOGETHER.search(text))
 
     def used(self, text: str) -> bool:
         """True when an earlier reply already said this."""
@@ -213,7 +251,8 @@ def build_state(message: str, history: Sequence[dict], label_to_section: dict[st
 
     users = [h["content"] for h in history if h.get("role") == "user"]
     replies = [h["content"] for h in history if h.get("role") == "assistant"]
-    safe_users = [u for u, route in _user_routes(history) if route not in ("crisis", "abuse")]
+    routes = _user_routes(history)
+    safe_users = [u for u, route in routes if route not in ("crisis", "abuse")]
     word, pronoun = partner_of([*users, message])
     themes: list[Theme] = []
     for text in safe_users:
@@ -224,15 +263,156 @@ def build_state(message: str, history: Sequence[dict], label_to_section: dict[st
     for r in replies:
         cited += [s for s in cited_sections(r, label_to_section) if s not in cited]
     last = replies[-1] if replies else ""
-    return ConversationState(
+    state = ConversationState(
         partner=word, pronoun=pronoun, themes=themes, current_themes=current,
         earlier_replies="\n\n".join(replies), cited=cited,
         last_cited=cited_sections(last, label_to_section), last_reply=last,
         last_question=_last_question(last),
         directory_shown=any(_THERAPY_NOTE_MARK in r for r in replies),
-        situation_texts=[u for u in safe_users if themes_in(u) or len(u.split()) > SHORT],
+        situation_texts=[t for t in (told_part(u) for u in [*safe_users, message]) if t],
         turns=len(users),
     )
+    _ruled_out(state, message, history, label_to_section)
+    return state
+
+
+# ---------------------------------------------------------------- what they ruled out
+
+_THERAPY_WORD = r"(?:couples? )?(?:therap\w*|counsell?\w*|counsel(?:or|ing)\w*|marriage guidance)"
+_THERAPY_OUT = re.compile(
+    r"\b(?:refus\w*|won'?t|wont|will not|doesn'?t want|does not want|don'?t want|"
+    r"not willing|isn'?t willing|would never|hates?|says? no|said no|not interested in|"
+    r"not open to|doesn'?t believe in|won'?t even consider)\b[^.!?]{0,30}\b"
+    + _THERAPY_WORD +
+    r"|\b" + _THERAPY_WORD + r"[^.!?]{0,60}\b(?:didn'?t (?:help|work|do (?:anything|much))|"
+    r"did nothing|was useless|were useless|made (?:it|things) worse|waste of|stopped|quit|"
+    r"gave up|don'?t want to go back|not going back|won'?t go back|out of the question|"
+    r"off the table|not an option|too expensive|can'?t afford|isn'?t for us|not for us)"
+    r"|(?<!never )(?<!not )(?<!n't )(?<!n’t )\b(?:tried|did|done|been to|went to|had|stopped|"
+    r"quit)\b[^.!?]{0,25}\b" + _THERAPY_WORD +
+    r"|\b(?:can'?t|cannot|couldn'?t) (?:afford|pay for) (?:a )?" + _THERAPY_WORD +
+    r"|\bno money for " + _THERAPY_WORD, re.I)
+_THERAPY_TALK = re.compile(r"\b(therap\w*|counsel\w*|session|seeing someone|see someone)\b",
+                           re.I)
+_TIME_TOGETHER = re.compile(r"\b(together this week|doing together|you two could try|"
+                            r"date night|this evening together)\b", re.I)
+_HAS_FRIENDS = re.compile(
+    r"\b(?:he|she|they|husband|wife|partner|boyfriend|girlfriend)(?:'s| is| are)? "
+    r"(?:already |always |also |got |)(?:has|have|got) (?:plenty of |lots of |loads of |"
+    r"enough |so many |a lot of |his |her |their |tons of )*(?:friends|mates|buddies)"
+    r"|\b(?:he|she|they)(?:'s| is| are)? (?:always |constantly |forever )?(?:out|away|off) "
+    r"with (?:his|her|their) (?:friends|mates|buddies|the boys|the girls)"
+    r"|\b(?:spends?|spending|goes out|going out|hangs? out|hanging out)\b[^.!?]{0,30}\bwith "
+    r"(?:his|her|their) (?:friends|mates|buddies|the boys|the girls)"
+    r"|\b(?:friends|mates|buddies)\b[^.!?]{0,25}\b(?:the|half the|part of the|kind of the|"
+    r"sort of the|actually the|exactly the|whole) problem", re.I)
+_FIRST_MOVE = re.compile(
+    r"\bwhy should i\b|\bwhy (?:is it|am i) always (?:on )?me\b|\bwhy do i (?:always )?have to\b|"
+    r"\balways (?:on |up to )?me\b|\bup to me\b|\bmy job to\b|\bwhy me\b|"
+    r"\bshouldn'?t (?:he|she|they) (?:make|put|try|be|go)\b|"
+    r"\b(?:he|she|they) should (?:make|be|go|put|try)\b|\bmake an effort too\b|"
+    r"\bthe one who (?:always )?(?:has|have) to\b|\bi shouldn'?t have to\b", re.I)
+_TRIED_THAT = re.compile(
+    r"\b(?:i|we)(?:'ve| have)? (?:already )?(?:tried|done|do) (?:that|this|it|those|these)\b|"
+    r"\b(?:doesn'?t|won'?t|didn'?t|does not|will not|did not) work for (?:us|me)\b|"
+    r"\b(?:that|this|it) (?:doesn'?t|won'?t|didn'?t|does not|will not) (?:work|help)\b|"
+    r"\bnot for (?:us|me)\b|\bwe already do\b|\b(?:that|this|it|those) (?:made no difference|"
+    r"did nothing)\b", re.I)
+_RULED_OUT = re.compile(
+    r"\b(?:that'?s|thats|it'?s|that is|which is) (?:out|off the table|not an option|"
+    r"not happening|a no(?:-go)?|never going to happen|impossible)\b|\bnot an option\b|"
+    r"\bwon'?t happen\b|\bno way\b", re.I)
+_NOT_THE_ISSUE = re.compile(r"\bnot (?:the|an|my|our) (?:issue|problem|point)\b|\bthat'?s not it\b",
+                            re.I)
+FIRST_MOVE_PHRASE = "first move"  # tip 1's "Don't wait for your spouse to make the first move."
+
+
+def _ruled_out(state: ConversationState, message: str, history: Sequence[dict],
+               label_to_section: dict[str, str]) -> None:
+    """What the person ruled out so far: each of their messages read against the reply
+    before it. Rebuilt every turn, like the rest of the state."""
+    from .respond import cited_sections
+
+    before = ""
+    pairs: list[tuple[str, str]] = []
+    for h in history:
+        if h.get("role") == "assistant":
+            before = h["content"]
+        elif h.get("role") == "user" and h.get("route") not in ("crisis", "abuse"):
+            pairs.append((h["content"], before))
+    pairs.append((message, state.last_reply))
+    avoid: list[str] = []
+    for n, (text, reply) in enumerate(pairs):
+        now = n == len(pairs) - 1
+        tips = [s for s in cited_sections(reply, label_to_section) if s.startswith("tip-")]
+        kind = ""
+        if _THERAPY_OUT.search(text) or (_RULED_OUT.search(text) and "tip-6" in tips[:1]):
+            state.constraints.add("therapy_out")
+            state.rejected.add("tip-6")
+            kind = "therapy"
+        if _HAS_FRIENDS.search(text):
+            state.constraints.add("partner_has_friends")
+            state.rejected.add("tip-5")
+            kind = kind or ("friends" if "tip-5" in tips or _NOT_THE_ISSUE.search(text)
+                            else "friends_new")
+        if _FIRST_MOVE.search(text):
+            avoid.append(FIRST_MOVE_PHRASE)
+            kind = kind or "first"
+        if not kind and tips and (_TRIED_THAT.search(text) or _RULED_OUT.search(text)):
+            state.rejected.update(tips[:2])
+            kind = "tried"
+        if now:
+            state.pushback = kind
+    if any(t.no_time for t in state.themes):
+        state.constraints.add("no_time")
+        state.rejected.add("tip-3")
+    state.avoid_phrases = tuple(dict.fromkeys(avoid))
+
+
+# What a message tells about the person's life, for a recap: not "what else" or "thanks".
+_NOT_TOLD = re.compile(
+    r"^\W*(what|how|why|which|who|where|can you|could you|do you|does it|is there|tell me|"
+    r"give me|sum|recap|summari|thanks?|thank you|ok|okay|yes|no|maybe|idk)\b", re.I)
+
+
+def told_part(text: str) -> str:
+    """What a message tells about their life ("he's started working late too"), without
+    its questions and requests; "" when it tells nothing ("what else?", "thanks")."""
+    sentences = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
+    kept = [x for x in sentences if x and not x.endswith("?") and not _NOT_TOLD.match(x)]
+    told = " ".join(kept).strip()
+    if not told or len(told.split()) < 4:
+        return told if told and themes_in(told) else ""
+    return told if _SITUATION_HINT.search(told) or themes_in(told) else ""
+
+
+_SECOND_PERSON = (
+    (r"\bmy (\w+(?: \w+)?) and i\b", r"you and your \1"), (r"\bme and my\b", "you and your"),
+    (r"\bi'?m\b|\bi am\b", "you're"), (r"\bi'?ve\b", "you've"), (r"\bi'?d\b", "you'd"),
+    (r"\bi'?ll\b", "you'll"), (r"\bwe'?re\b", "you're"), (r"\bwe'?ve\b", "you've"),
+    (r"\bwe'?ll\b", "you'll"), (r"\bwe'?d\b", "you'd"), (r"\bi was\b", "you were"),
+    (r"\bwe\b", "you"), (r"\bi\b", "you"), (r"\bmy\b", "your"), (r"\bour\b", "your"),
+    (r"\bmine\b", "yours"), (r"\bours\b", "yours"), (r"\bmyself\b", "yourself"),
+    (r"\bourselves\b", "yourselves"), (r"\bus\b", "the two of you"), (r"\bme\b", "you"),
+)
+RECAP_WORDS = 40  # words of one message kept in a recap
+
+
+def in_second_person(text: str) -> str:
+    """Their words told back to them: 'my husband and I barely talk' -> 'you and your
+    husband barely talk'. Only pronouns change; what they said stays theirs."""
+    t = " ".join(text.replace("’", "'").split())
+    t = re.sub(r"^(?:(?:and|so|but|also|plus|oh|well|ok(?:ay)?)\b[\s,]*)+", "", t, flags=re.I)
+    words = t.split()
+    if len(words) > RECAP_WORDS:
+        t = " ".join(words[:RECAP_WORDS]).rstrip(",;:") + "…"
+    for pattern, repl in _SECOND_PERSON:
+        t = re.sub(pattern, repl, t, flags=re.I)
+    t = re.sub(r"\byou (am)\b", "you are", t)
+    t = t.strip()
+    if t and t[-1] not in ".!?…":
+        t += "."
+    return t[:1].upper() + t[1:]
 
 
 def _user_routes(history: Sequence[dict]) -> list[tuple[str, str | None]]:
@@ -481,7 +661,9 @@ _OBJECTION = re.compile(
     r"hates?( the idea of)?|laughs? at|thinks?|says?)\s+.{0,25}\b(go|talk|therapy|"
     r"counsell?ing|counsell?or|therapist|open up|listen|discuss|try|couples|change|"
     r"help|engage|talking)\b|why should i (go first|be the one|make the first|always|have to|"
-    r"do all)|why (is it|am i) always (me|the one)|why do i have to|why me\b|"
+    r"do all)|why (is it|does it have to be|must it be) (always )?(up to|on) me\b|"
+    r"\bup to me to (start|fix|go first|make|reach out)|why (is it|am i) always (me|the one)|"
+    r"why do i have to|why me\b|"
     r"i shouldn'?t have to|it'?s (his|her|their) (fault|turn|job)|"
     r"(he|she|they)'?s? the one who (should|needs)|why do i (always )?have to|"
     r"why should i (make|put in) (the|an|all the|any) effort|why should i (bother|change|try)|"
@@ -587,7 +769,10 @@ def _tiny_act(text: str, state: ConversationState) -> str | None:
             return "greeting"
     if not _ANSWER.match(text.strip()) or text.rstrip().endswith("?") or is_question(text):
         return None
+    # An answer needs something before it to answer: "idk" as a first message is not one.
     # A bare "maybe" answers whatever came before; a longer one needs a question before it.
+    if not state.last_reply:
+        return None
     if len(words) <= 3 or (state.last_question and len(words) <= SHORT + 4):
         return "answer"
     return None
@@ -731,6 +916,8 @@ __all__ = [
     "partner_of",
     "pattern_act",
     "thanks_with_plan",
+    "told_part",
+    "in_second_person",
     "themes_in",
     "tip_reference",
     "topic_of",

@@ -12,7 +12,7 @@ from __future__ import annotations
 import hashlib
 import re
 from collections.abc import Iterable, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from functools import cache
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +36,8 @@ _ACTIONABLE = re.compile(
 ACTION_BONUS = 0.10
 # A chosen sentence shorter than this is extended with the next one ("Break the ice.").
 SHORT_QUOTE = 60
+# A quote shorter than this carries no advice on its own ("Break the ice."): never alone.
+MIN_QUOTE = 40
 # Tip selection and coverage, on cosine similarity (MiniLM, normalised). Coverage "fit"
 # is the best of the quoted sentences' and the passages' similarity. On the 34 advice
 # questions of evals/data/answers.jsonl, the 29 the article covers fit from 0.353 up and
@@ -74,6 +76,18 @@ _LEANS_BACK = re.compile(
     r"^(when that|that|this|these|those|it|it’s not|such|then|but|and|so|also)\b", re.I)
 _LABEL_RE = re.compile(r"\*\(([^()]{2,40})\)\*")
 _WORDS = re.compile(r"[A-Za-z0-9]+(?:[’'-][A-Za-z0-9]+)*")
+# "Give me one thing": one tip, not three.
+_JUST_ONE = re.compile(r"\b(one|1|a single|just one|single) (thing|tip|idea|suggestion|step|"
+                       r"piece of advice)\b|\bone thing\b", re.IGNORECASE)
+# A first message that says nothing yet: "idk", "hmm", "not sure", "help".
+_VAGUE_WORDS = (r"(idk|i don'?t know|dunno|not sure|i'?m not sure|no idea|hmm+|um+|uh+|help|"
+                r"ok(ay)?|yes|no|maybe|well|so|nothing|i guess|where do i start|where to start|"
+                r"hard to say|it'?s complicated|i can'?t explain|really|then|me|please|tbh|lol|"
+                r"honestly|just|idek|i dunno)")
+_VAGUE = re.compile(rf"^\W*{_VAGUE_WORDS}([\s,.!?]+{_VAGUE_WORDS})*\W*$", re.IGNORECASE)
+# A statement about their life (not a question): the article almost always has something.
+_STATEMENT_FLOOR = 0.22
+LONG_MESSAGE = 16  # words: past this they told a lot, so no "tell me a little more"
 # Words that say nothing about the topic of a question about one's relationship.
 _GENERIC = frozenset(
     """partner husband wife boyfriend girlfriend spouse relationship relationships marriage
@@ -360,6 +374,14 @@ class Limits:
     def ok(self, section_id: str) -> bool:
         return self.allowed is None or section_id in self.allowed
 
+    def without(self, rejected: Iterable[str], sections: Iterable[str]) -> Limits:
+        """These limits less the sections the person ruled out ("he already has friends")."""
+        drop = set(rejected)
+        if not drop:
+            return self
+        base = set(sections) if self.allowed is None else set(self.allowed)
+        return replace(self, allowed=frozenset(base - drop))
+
 
 def join(paras: Iterable[str]) -> str:
     """Paragraphs joined by blank lines, empty ones dropped."""
@@ -393,15 +415,45 @@ class OfflineResponder:
         self._questions = [(re.compile(q["pattern"], re.IGNORECASE), q)
                            for q in self.replies.get("questions", [])]
         self._sentence_at = {s.text: i for i, s in enumerate(bank.sentences)}
+        self._feelings = [(re.compile(f["pattern"], re.IGNORECASE), list(f["acknowledge"]))
+                          for f in self.replies.get("feelings", [])]
 
     # -- pieces other replies share
 
     def acknowledge(self, message: str, route: str, state: ConversationState) -> str:
-        """The first sentence: written for the theme of the situation, else by signal."""
+        """The first sentences: what they pushed back on, the theme of their situation (else
+        a signal in their words), and the feeling they named."""
+        feeling = self.feeling(message, state)
+        push = self.pushback_line(message, state)
+        if push:
+            return " ".join(x for x in (push, feeling) if x)
+        ack = self._situation_ack(message, route, state, bool(feeling))
+        return " ".join(x for x in (ack, feeling) if x)
+
+    def feeling(self, message: str, state: ConversationState) -> str:
+        """A sentence for the feeling they named (guilt, resentment, numbness...), if any."""
+        for rx, lines in self._feelings:
+            if rx.search(message):
+                options = [fill(o, state.words) for o in lines]
+                line = state.fresh(options, message)
+                return "" if state.used(line) else line
+        return ""
+
+    def pushback_line(self, message: str, state: ConversationState) -> str:
+        """A sentence taking in what they just ruled out, so the reply moves on from it."""
+        lines = self.replies.get("pushback", {}).get(state.pushback, [])
+        if not lines:
+            return ""
+        return state.fresh([fill(o, state.words) for o in lines], message)
+
+    def _situation_ack(self, message: str, route: str, state: ConversationState,
+                       has_feeling: bool) -> str:
         for theme in state.current_themes:
             ack = state.fresh(theme.acknowledge, message)
             if not state.used(ack):
                 return ack
+        if has_feeling:
+            return ""  # the feeling they named says it better than a generic line
         order = self._signals
         if route == "therapy":
             order = sorted(self._signals, key=lambda s: s[0] not in ("therapy", "asks_therapy"))
@@ -423,7 +475,8 @@ class OfflineResponder:
         if sid == "tip-4" and first and "Even saying" in " ".join(first.quotes()):
             sid = "tip-4-sayable"  # only then is there something to "say like that"
         def unused(options: Sequence[str]) -> list[str]:
-            return [o for o in options if not state.used(fill(o, state.words))]
+            return [o for o in options if not state.used(fill(o, state.words))
+                    and state.closer_fits(o)]
 
         # "Which of these" needs more than one tip to choose from.
         general = nexts["default"] if tips > 1 else nexts["single"]
@@ -450,21 +503,26 @@ class OfflineResponder:
             for sid in self.tips if limits.ok(sid)
         )
 
-    def quote_span(self, idx: Sequence[int], scores: np.ndarray, avoid: str
-                   ) -> tuple[int, int, float]:
+    def quote_span(self, idx: Sequence[int], scores: np.ndarray, avoid: str,
+                   taken: frozenset[int] = frozenset()) -> tuple[int, int, float]:
         """The best sentence among `idx`, widened so it never starts or stops mid-thought."""
-        best, best_score = -1, -9.0
+        ranked: list[tuple[float, int]] = []
         for i in idx:
             s = self.bank.sentences[i]
             if (avoid and s.text in avoid) or scores[i] <= AVOIDED:
                 continue
-            score = float(scores[i]) + (ACTION_BONUS if s.actionable else 0.0)
-            if score > best_score:
-                best, best_score = i, score
-        if best < 0:
-            return -1, -1, best_score
-        i, j = self._widen(best, avoid)
-        return i, j, best_score
+            ranked.append((float(scores[i]) + (ACTION_BONUS if s.actionable else 0.0), i))
+        ranked.sort(key=lambda x: (-x[0], x[1]))
+        for score, best in ranked:
+            i, j = self._widen(best, avoid)
+            if taken.intersection(range(i, j + 1)):
+                continue  # overlaps a quote already in this reply
+            if len(self.span(i, j)) >= MIN_QUOTE:  # "Break the ice." alone says nothing
+                return i, j, score
+        return -1, -1, -9.0
+
+    def span(self, i: int, j: int) -> str:
+        return self.bank.span(i, j)
 
     def _widen(self, best: int, avoid: str) -> tuple[int, int]:
         """Lean-back sentences take the one before; short ones the one after."""
@@ -492,7 +550,8 @@ class OfflineResponder:
         avoid = state.earlier_replies
         for _ in range(n):
             taken = "\n".join(self.bank.span(i, j) for i, j in spans)
-            i, j, _score = self.quote_span(idx, local, avoid + "\n" + taken)
+            used = frozenset(k for a, b in spans for k in range(a, b + 1))
+            i, j, _score = self.quote_span(idx, local, avoid + "\n" + taken, used)
             if i < 0:
                 break
             spans.append((i, j))
@@ -512,6 +571,9 @@ class OfflineResponder:
         """Sentence scores lifted for the themes' chosen quotes, sunk for their misfits."""
         local = np.full_like(scores, -9.0)
         local[list(idx)] = scores[list(idx)]
+        for i in idx:  # what they pushed back on ("why should I make the first move")
+            if any(p in self.bank.sentences[i].text for p in state.avoid_phrases):
+                local[i] = AVOIDED
         for rank, theme in enumerate(reversed(state.themes)):  # the latest theme counts most
             weight = THEME_QUOTE if rank == 0 else THEME_QUOTE / 2
             for i in idx:
@@ -555,6 +617,13 @@ class OfflineResponder:
         state = state or ConversationState(current_themes=themes_in(message),
                                            themes=themes_in(message))
         limits = limits or Limits()
+        asked = limits  # a direct question ("what would I say") names what it wants
+        if not topic:  # a question about the article gets its answer, whatever they ruled out
+            limits = limits.without(state.rejected, self.bank.sections)
+        if not topic and not state.turns and _VAGUE.match(message):
+            # "idk" as a first message answers nothing: invite them to say what's going on.
+            invite = [fill(o, state.words) for o in self.replies["acts"]["vague_first"]]
+            return frame(Composed(state.fresh(invite, message)), limits)
         passages = [p for p in passages if limits.ok(p.chunk.section_id)]
         sims = self.bank.similarities(query_vec)
         fit = self._fit(passages, sims)
@@ -562,7 +631,7 @@ class OfflineResponder:
         question = None if topic else self.direct_question(message)
         parts = self._topic_parts(message, sims, limits) if topic else []
         if question is not None:
-            composed = self._answer_question(message, question, route, sims, state, limits,
+            composed = self._answer_question(message, question, route, sims, state, asked,
                                              fit)
         elif len(parts) >= 2:
             composed = self._parts_reply(message, parts, state, fit)
@@ -595,10 +664,13 @@ class OfflineResponder:
         head = self.acknowledge(message, route, state) if state.current_themes else ""
         paras = [head, fill(question["answer"], state.words)]
         picks: list[Pick] = []
-        for sid in question["sections"]:
+        prefer = question.get("prefer", "")
+        for n, sid in enumerate(question["sections"]):
             if not limits.ok(sid) or sid not in self.bank.sections:
                 continue
-            pick = self._preferred_pick(sid, question.get("prefer", ""), state) or \
+            first_words = prefer[n] if isinstance(prefer, list) and n < len(prefer) else \
+                prefer if isinstance(prefer, str) else ""
+            pick = self._preferred_pick(sid, first_words, state) or \
                 self.section_pick(sid, sims, state)
             if pick is not None:
                 picks.append(pick)
@@ -739,6 +811,10 @@ class OfflineResponder:
             return "partial" if fit >= COVER_MIN else "none"
         if route == "therapy" or state.current_themes:
             return "full"  # tip 6's case answers therapy; a theme names what fits
+        if not _ASKS.search(message) and fit >= _STATEMENT_FLOOR:
+            # They told something about their life ("he's started staying late too"): the
+            # article is about exactly that kind of drift; say what fits, not "no".
+            return "full"
         if fit >= COVER_FULL:
             return "full"
         if fit >= COVER_MIN:
@@ -757,17 +833,19 @@ class OfflineResponder:
         theme = next((t for t in state.current_themes if t.coverage), None)
         paras = [self.acknowledge(message, "advice", state) if theme and not topic else ""]
         if theme:
-            paras.append(fill(theme.coverage, state.words))
+            paras.append(state.fresh(theme.coverages or (theme.coverage,), message))
         picks = self.choose(passages, sims, state, limits, "advice")[:1]
+        told_a_lot = len(_WORDS.findall(message)) > LONG_MESSAGE
         if coverage == "partial" and picks:
             paras.append(r["not_covered"]["partial_theme" if theme else "partial"])
             paras.append(self.tip_line(picks[0]))
-            paras.append(r["not_covered"]["invite_one"])
+            paras.append(self.closer(picks[0], state, message) if told_a_lot or theme
+                         else r["not_covered"]["invite_one"])
         else:
             picks = []
             if not theme:
                 paras.append(r["not_covered"]["plain"])
-            paras.append(r["not_covered"]["offer"].format(sections=self.offer(limits)))
+            paras.append(r["not_covered"]["about"])
             paras.append(r["not_covered"]["invite"])
         return Composed(join(paras), self.citations(picks), False, fit)
 
@@ -776,11 +854,13 @@ class OfflineResponder:
                  ) -> Composed:
         """Acknowledge, say what the article offers for the theme, quote, close."""
         r = self.replies
-        chosen = self.choose(passages, sims, state, limits, route, by_rank=topic)
+        chosen = self.choose(passages, sims, state, limits, route, by_rank=topic,
+                             message=message)
         head = state.fresh(r["acts"]["topic_lead"], message) if topic else \
             self.acknowledge(message, route, state)
-        coverage = fill(next((t.coverage for t in state.current_themes if t.coverage), ""),
-                        state.words)
+        theme = next((t for t in state.current_themes if t.coverage), None)
+        coverage = fill(state.fresh(theme.coverages or (theme.coverage,), message), state.words
+                        ) if theme else ""
         context, context_cites = self._context(passages, sims, state, topic)
         paras = [" ".join(x for x in (head, context) if x)]
         paras.append(coverage if not state.used(coverage) else "")
@@ -812,7 +892,8 @@ class OfflineResponder:
         return text, [Citation("intro", self.bank.titles["intro"], quote)]
 
     def choose(self, passages: Sequence[Any], sims: np.ndarray, state: ConversationState,
-               limits: Limits, route: str, by_rank: bool = False) -> list[Pick]:
+               limits: Limits, route: str, by_rank: bool = False, message: str = ""
+               ) -> list[Pick]:
         """The tips to quote: best fit to the question and the situation, none repeated.
 
         `by_rank` leads with the search's first section: a question about what the article
@@ -825,7 +906,8 @@ class OfflineResponder:
             lead = min(picks, key=lambda p: rank.get(p.section_id, 99))
             picks = [lead] + [p for p in picks if p is not lead]
             lead.score = max(p.score for p in picks)
-        limit = 1 if route == "therapy" else 3  # therapy adds its own block
+        # Therapy adds its own block; "give me one thing" gets one.
+        limit = 1 if route == "therapy" or _JUST_ONE.search(message) else 3
         chosen: list[Pick] = []
         for p in picks:
             if len(chosen) >= limit:
@@ -834,7 +916,7 @@ class OfflineResponder:
                 chosen.append(p)
         if len(chosen) == 3 and chosen[2].score < chosen[0].score - TIP_MARGIN / 2:
             chosen = chosen[:2]
-        return self._keep_theme_lead(chosen, picks, state, limit)
+        return self._keep_theme_lead(chosen, picks, state, limit)[:limit]
 
     def _keep_theme_lead(self, chosen: list[Pick], picks: list[Pick],
                          state: ConversationState, limit: int) -> list[Pick]:

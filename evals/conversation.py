@@ -1,14 +1,16 @@
 """Conversation quality: `python -m evals conversation [--set NAME] [--show]`.
 
 Reads a set of single turns (`{"id", "text", "act", "history"?, "sections"?}`) and
-scripted conversations (`{"id", "turns": [{"text", "act", "sections"?}], "pronoun",
+scripted conversations (`{"id", "turns": [{"text", "act", "sections"?, "not_sections"?}],
+"pronoun",
 "themes"}`) from evals/data/NAME.jsonl (or NAME_turns.jsonl / NAME_conversations.jsonl,
 or a path). Conversations run through the same path as `assistant chat --jsonl`.
 
 Prints act accuracy per act and overall, and the mechanical checks: the right sections
 for article questions, no echo of the person's words as a topic, no antecedent-less
-"it", no repeated opener, closer or quote within a conversation, pronoun agreement, and
-safety replies unchanged. `--show` prints every reply for a human to read.
+"it", no repeated opener, closer or quote within a conversation, pronoun agreement,
+safety replies unchanged, no section the person ruled out offered again (`not_sections`),
+and no section label printed twice in one reply. `--show` prints every reply for a human to read.
 """
 
 from __future__ import annotations
@@ -139,6 +141,13 @@ class Scorer:
                 and reply.act == expected and not sections_ok(reply, row["sections"]):
             self.defects["sections"].append(f"{rid}: {[c.section_id for c in reply.citations]}"
                                             f" not in {row['sections']}")
+        # A section the person ruled out earlier ("he already has friends"): never offered.
+        ruled = set(row.get("not_sections", ())) & {c.section_id for c in reply.citations}
+        if ruled:
+            self.defects["ruled_out"].append(f"{rid}: {sorted(ruled)}")
+        labels = re.findall(r"\*\((tip \d+|introduction|conclusion)\)\*", reply.text)
+        if len(labels) != len(set(labels)):  # "(tip 4)" twice in one reply
+            self.defects["label_twice"].append(rid)
         for span in echo(reply.text, message, self.corpus):
             self.defects["echo"].append(f"{rid}: “{span}”")
         if antecedent(reply.text):
@@ -256,7 +265,7 @@ def main(argv: list[str]) -> int:
                 [[a, v["n"], v["accuracy"]] for a, v in s["per_act"].items()]
                 + [["ALL", s["turns"], s["act_accuracy"]]]))
     checks = ["sections", "echo", "antecedent", "repetition", "pronoun", "safety_changed",
-              "verbatim"]
+              "verbatim", "ruled_out", "label_twice"]
     print("\n" + table(["check", "defects"], [[c, s["defects"].get(c, 0)] for c in checks]))
     if args.misses or args.show:
         for m in s["misses"]:
