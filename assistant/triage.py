@@ -826,11 +826,14 @@ class Triage:
                 confidence = max(confidence, min(0.95, m.confidence))
             return route, confidence
         where = f"window {m.window + 1} of {m.windows}" if m.window is not None else "message"
-        if m.route == "abuse" and not self._rules_cached(message).scores["abuse"]:
-            # The head's abuse reading alone is not precise enough to act on: it escalates
-            # everyday complaints ("always on his phone at dinner", "his mum hates me") and
+        alone = self.model.thresholds.get("abuse_alone", 1.01)
+        if m.route == "abuse" and not self._rules_cached(message).scores["abuse"] \
+                and m.confidence < alone:
+            # The head's everyday abuse reading alone is not precise enough to act on: it
+            # escalates complaints ("always on his phone at dinner", "his mum hates me") and
             # an abuse route holds the article's tips back for the rest of the conversation.
-            # It may confirm a weak rules cue; crisis, where a miss costs most, it raises alone.
+            # It may confirm a weak rules cue, or act alone above `abuse_alone` (calibrated on
+            # dev for the escalation cap); crisis, where a miss costs most, it raises alone.
             reasons.append(f"model: abuse ({m.confidence:.2f}, {where}) not taken without a "
                            "rules cue")
             return route, confidence

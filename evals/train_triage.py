@@ -28,7 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from .common import RESULTS, quiet_model_logs, table
-from .triage_data import SPLIT_FILE, is_distress, labelled, prepare
+from .triage_data import SPLIT_FILE, extend_split, is_distress, labelled, prepare
 
 SEED = 8
 ROUTES = ("crisis", "abuse", "therapy", "advice", "off_topic")
@@ -46,7 +46,7 @@ COMMAND = "python -m evals train-triage"
 HEADS = ("logreg", "ovr", "mlp", "tuned")
 DEFAULT_HEAD = "tuned"  # chosen on dev (evals/data/README.md)
 # the fine-tune (`tuned`): MiniLM's top layers and a head; chosen on dev
-TUNE = {"top_layers": 2, "epochs": 3, "lr": 6e-5, "head_lr": 3e-3, "batch": 16}
+TUNE = {"top_layers": 4, "epochs": 3, "lr": 6e-5, "head_lr": 3e-3, "batch": 16}
 # distress-subreddit rows are proxy-labelled advice but often carry passive ideation: they
 # teach the tuned model at a lower weight (evals/data/README.md)
 DISTRESS_WEIGHT = 0.3
@@ -413,8 +413,36 @@ def train_tuned(rows: dict, tune: dict) -> tuple[dict, dict, dict, dict]:
     encoder = TunedEncoder(local_model_dir(), state)
     p, parts = tuned_probs(encoder, rows["dev"])
     thresholds = calibrate_probs(rows["dev"], p, parts)
+    thresholds["abuse_alone"] = calibrate_abuse_alone(rows["dev"], p, parts, thresholds)
     dev = evaluate_probs(_model("tuned", state, thresholds), rows["dev"], p, parts)
     return state, thresholds, {**tune, "distress_weight": DISTRESS_WEIGHT}, dev
+
+
+def calibrate_abuse_alone(rows: list[dict], p: np.ndarray, parts: list[np.ndarray],
+                          t: dict[str, float]) -> float:
+    """The abuse score at which the head's abuse reading is taken without a rules cue.
+
+    Below it, the product takes the head's abuse only beside a rules cue (assistant/triage.py):
+    alone, the head escalates everyday complaints. Chosen on dev: the lowest score (not below
+    the abuse threshold) at which harmless dev rows the rules see no abuse in, and that
+    nothing else escalates, stay within ESCALATION_CAP["abuse"] of all harmless rows."""
+    from assistant.triage import RuleEngine, load_rules
+
+    engine = RuleEngine(load_rules())
+    gold = _cap_gold(rows)
+    pooled = np.array([max(float(p[j, 1]), float(w[:, 1].max()) if len(w) else 0.0)
+                       for j, w in enumerate(parts)])
+    crisis = np.array([float(p[j, 0]) >= t["crisis"] or (len(w) > 0 and float(
+        w[:, 0].max()) >= t["crisis_window"]) for j, w in enumerate(parts)])
+    cue = np.array([engine.verdict(r["text"]).scores["abuse"] > 0 for r in rows])
+    free = ~crisis & ~cue
+    best = 1.01  # never: the gate stays shut
+    for th in np.round(np.arange(0.999, t["abuse"] - 1e-9, -0.001), 3):
+        hit = free & (pooled >= th)
+        if _escalated(gold, list(hit)) > ESCALATION_CAP["abuse"]:
+            break
+        best = float(th)
+    return best
 
 
 def _probe(kind: str, weights):
@@ -454,7 +482,10 @@ def write_artefact(kind: str, weights: dict, thresholds: dict, params: dict,
                         "assistant/data/triage_examples.jsonl",
                         "evals/data/triage_model/written.jsonl (written for this model)",
                         "evals/data/triage_model/written_extra.jsonl (written for this model, "
-                        "second round)"],
+                        "second round)",
+                        "evals/data/triage_model/written_chat.jsonl (ordinary chat turns)",
+                        "evals/data/triage_model/written_round3.jsonl (written for this model, "
+                        "third round)"],
         },
         "calibration": "thresholds chosen on dev: the highest that keeps crisis recall >= 0.97 "
                        "(abuse 0.93) within 1.5% (abuse a further 0.5%) harmless dev rows "
@@ -483,7 +514,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--epochs", type=int, help=f"tuned: epochs (default {TUNE['epochs']})")
     ap.add_argument("--prepare", action="store_true",
                     help="rebuild evals/data/public/ and the split from the sources, then stop")
+    ap.add_argument("--extend-split", action="store_true",
+                    help="append newly written rows to the split by the same id-hash rule "
+                         "(no row already there moves), then stop")
     args = ap.parse_args(argv)
+    if args.extend_split:
+        print(f"{extend_split()} rows appended to {SPLIT_FILE}")
+        return 0
     if args.prepare:
         prepare()
         print(f"wrote evals/data/public/ and {SPLIT_FILE}")

@@ -26,6 +26,7 @@ SPLIT_FILE = MODEL_DATA / "split.jsonl"
 WRITTEN_FILE = MODEL_DATA / "written.jsonl"
 WRITTEN_EXTRA_FILE = MODEL_DATA / "written_extra.jsonl"  # a second written round (463)
 WRITTEN_CHAT_FILE = MODEL_DATA / "written_chat.jsonl"  # ordinary chat turns, all advice (386)
+WRITTEN_ROUND3_FILE = MODEL_DATA / "written_round3.jsonl"  # a third written round (issue 8 kinds)
 TEST_SHARE, DEV_SHARE = 0.20, 0.15  # of the rows that are not already held out
 RMHD_MAX_WORDS = 600  # longer posts are cut at a sentence end (the model reads windows)
 
@@ -311,8 +312,11 @@ def all_rows() -> Iterator[dict]:
     for r in read_jsonl(WRITTEN_FILE):
         yield {"id": r["id"], "source": "written", "route": r["route"], "text": r["text"],
                "history": r.get("history") or [], "held_out": False}
-    for path, source in ((WRITTEN_EXTRA_FILE, "written_extra"), (WRITTEN_CHAT_FILE,
-                                                                  "written_chat")):
+    for path, source in ((WRITTEN_EXTRA_FILE, "written_extra"),
+                         (WRITTEN_CHAT_FILE, "written_chat"),
+                         (WRITTEN_ROUND3_FILE, "written_round3")):
+        if not path.exists():
+            continue
         for r in read_jsonl(path):
             yield {"id": r["id"], "source": source, "route": r["route"], "text": r["text"],
                    "history": r.get("history") or [], "held_out": False}
@@ -329,6 +333,18 @@ def prepare() -> None:
         for r in all_rows():
             f.write(json.dumps({"id": r["id"], "source": r["source"],
                                 "split": split_of(r["id"], r["held_out"])}) + "\n")
+
+
+def extend_split() -> int:
+    """Append the rows the split file does not hold yet, by the same id-hash rule; no row
+    already there changes side. Returns how many were added."""
+    known = load_split()
+    new = [r for r in all_rows() if r["id"] not in known]
+    with SPLIT_FILE.open("a", encoding="utf-8") as f:
+        for r in new:
+            f.write(json.dumps({"id": r["id"], "source": r["source"],
+                                "split": split_of(r["id"], r["held_out"])}) + "\n")
+    return len(new)
 
 
 def load_split() -> dict[str, str]:

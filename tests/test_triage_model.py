@@ -231,9 +231,11 @@ def test_window_pooling_catches_one_sentence_buried_in_a_long_post(embedder):
 class ScriptedModel(TriageModel):
     """A TriageModel that answers what a test tells it to."""
 
-    def __init__(self, route: str, window: int | None = None, n: int = 0) -> None:
+    def __init__(self, route: str, window: int | None = None, n: int = 0,
+                 abuse_alone: float = 1.01) -> None:
         scores = {**dict.fromkeys(ROUTES, 0.025), route: 0.9}
         self.verdict = ModelVerdict(route, 0.9, scores, window, n)
+        self.thresholds = {"abuse_alone": abuse_alone}
 
     def classify(self, text, encoder, embedding=None) -> ModelVerdict:
         return self.verdict
@@ -249,8 +251,10 @@ class NoEncoder:
         return [[0.0] for _ in texts]
 
 
-def _triage(route: str, window: int | None = None, n: int = 0) -> Triage:
-    return Triage(load_rules(), model=ScriptedModel(route, window, n), encoder=NoEncoder())
+def _triage(route: str, window: int | None = None, n: int = 0,
+            abuse_alone: float = 1.01) -> Triage:
+    return Triage(load_rules(), model=ScriptedModel(route, window, n, abuse_alone),
+                  encoder=NoEncoder())
 
 
 @pytest.mark.parametrize("model_route", ROUTES)
@@ -282,6 +286,17 @@ def test_the_models_abuse_alone_needs_a_rules_cue():
     r = _triage("abuse").classify(msg)
     assert r.route not in ("abuse", "crisis")
     assert any("not taken without a rules cue" in x for x in r.reasons)
+    # below the calibrated `abuse_alone` score (0.9 < 0.95) it still needs the cue
+    assert _triage("abuse", abuse_alone=0.95).classify(msg).route == r.route
+
+
+def test_the_models_abuse_stands_alone_above_its_calibrated_score():
+    # control described only as behaviour carries no rules cue; a score at or over
+    # `abuse_alone` (chosen on dev within the escalation cap) is taken alone
+    msg = "my husband is always on his phone when we eat"
+    r = _triage("abuse", abuse_alone=0.85).classify(msg)
+    assert r.route == "abuse"
+    assert any(x.startswith("model: abuse") for x in r.reasons)
 
 
 def test_distress_is_never_lowered_to_off_topic_by_the_model():
@@ -377,3 +392,27 @@ def test_the_shared_query_embedding_gives_the_same_verdict(full, embedder):
         shared = embedder.embed_query(msg)
         # the same vectors up to float noise: compare the decision, not the last decimal
         assert full.classify(msg, embedding=shared).route == full.classify(msg).route
+
+
+# ---------------------------------------------------------------- the fixed split
+
+
+def test_the_committed_split_holds_every_row_and_new_rows_only_append(tmp_path, monkeypatch):
+    import evals.triage_data as td
+
+    split = td.load_split()
+    rows = list(td.all_rows())
+    assert {r["id"] for r in rows} <= set(split), "a labelled row is missing from the split"
+    for r in rows:  # the rule decides every side, held-out rows always test
+        assert split[r["id"]] == td.split_of(r["id"], r["held_out"])
+    # a newly written file is appended by the same rule; no row already there moves
+    copy = tmp_path / "split.jsonl"
+    kept = [line for line in td.SPLIT_FILE.read_text(encoding="utf-8").splitlines()
+            if not line.startswith('{"id": "w3-')]
+    copy.write_text("\n".join(kept) + "\n", encoding="utf-8")
+    monkeypatch.setattr(td, "SPLIT_FILE", copy)
+    added = td.extend_split()
+    assert added == sum(r["id"].startswith("w3-") for r in rows) > 0
+    assert copy.read_text(encoding="utf-8").splitlines()[: len(kept)] == kept
+    assert td.load_split() == split
+    assert td.extend_split() == 0
