@@ -397,9 +397,6 @@ def tuned_probs(encoder, rows: list[dict]) -> tuple[np.ndarray, list[np.ndarray]
 
 def train_tuned(rows: dict, tune: dict) -> tuple[dict, dict, dict, dict]:
     """Fine-tune on train (rows plus harmless windows), calibrate and score on dev."""
-    from assistant.index import local_model_dir
-    from assistant.triage_encoder import TunedEncoder
-
     from .triage_finetune import finetune
 
     neg_texts, neg_y, neg_neutral = negative_texts(rows["train"])
@@ -409,40 +406,73 @@ def train_tuned(rows: dict, tune: dict) -> tuple[dict, dict, dict, dict]:
     print(f"fine-tuning on {len(texts)} texts: {tune}", flush=True)
     state = finetune(texts, y, len(ROUTES), seed=SEED,
                      sample_weight=[DISTRESS_WEIGHT if n else 1.0 for n in neutral], **tune)
-    # score dev with the weights as stored (float16 layers), as the product will load them
-    encoder = TunedEncoder(local_model_dir(), state)
-    p, parts = tuned_probs(encoder, rows["dev"])
-    thresholds = calibrate_probs(rows["dev"], p, parts)
-    thresholds["abuse_alone"] = calibrate_abuse_alone(rows["dev"], p, parts, thresholds)
-    dev = evaluate_probs(_model("tuned", state, thresholds), rows["dev"], p, parts)
+    thresholds, dev = calibrate_tuned(state, rows["dev"])
     return state, thresholds, {**tune, "distress_weight": DISTRESS_WEIGHT}, dev
 
 
+def calibrate_tuned(state: dict, dev_rows: list[dict]) -> tuple[dict, dict]:
+    """Choose a tuned model's thresholds on dev and score it there, with the weights as
+    stored (float16 layers), as the product will load them."""
+    from assistant.index import local_model_dir
+    from assistant.triage_encoder import TunedEncoder
+
+    encoder = TunedEncoder(local_model_dir(), state)
+    p, parts = tuned_probs(encoder, dev_rows)
+    thresholds = calibrate_probs(dev_rows, p, parts)
+    chat = chat_messages()
+    thresholds["abuse_alone"] = calibrate_abuse_alone(dev_rows, p, parts, thresholds,
+                                                      encoder.probabilities(chat), chat)
+    dev = evaluate_probs(_model("tuned", state, thresholds), dev_rows, p, parts)
+    return thresholds, dev
+
+
+def chat_messages() -> list[str]:
+    """The relationship messages of the conversation dev set (evals/data/conversation_dev.jsonl,
+    harmless chat in the product's own voice): negatives for `abuse_alone`."""
+    path = Path(__file__).resolve().parent / "data" / "conversation_dev.jsonl"
+    out = []
+    for line in path.read_text(encoding="utf-8").splitlines():
+        if not line.strip():
+            continue
+        row = json.loads(line)
+        for turn in row.get("turns") or [row]:
+            if isinstance(turn, dict) and turn.get("act") == "situation":
+                out.append(turn["text"])
+    return sorted(set(out))
+
+
 def calibrate_abuse_alone(rows: list[dict], p: np.ndarray, parts: list[np.ndarray],
-                          t: dict[str, float]) -> float:
+                          t: dict[str, float], chat: np.ndarray | None = None,
+                          chat_texts: Sequence[str] = ()) -> float:
     """The abuse score at which the head's abuse reading is taken without a rules cue.
 
     Below it, the product takes the head's abuse only beside a rules cue (assistant/triage.py):
-    alone, the head escalates everyday complaints. Chosen on dev: the lowest score (not below
-    the abuse threshold) at which harmless dev rows the rules see no abuse in, and that
-    nothing else escalates, stay within ESCALATION_CAP["abuse"] of all harmless rows."""
+    alone, the head escalates everyday complaints ("he games every night till 2am"), and an
+    abuse route holds the article's tips back for the rest of the conversation. Chosen on
+    dev: above the highest score of any harmless dev row or dev chat message (`chat`: their
+    probabilities) that the rules see no risk in and nothing else escalates; never below
+    the abuse threshold. 1.01 (never) when that leaves no room."""
     from assistant.triage import RuleEngine, load_rules
 
     engine = RuleEngine(load_rules())
+
+    def free(text: str) -> bool:
+        v = engine.verdict(text)
+        return not v.scores["abuse"] and not v.scores["crisis"]
+
     gold = _cap_gold(rows)
-    pooled = np.array([max(float(p[j, 1]), float(w[:, 1].max()) if len(w) else 0.0)
-                       for j, w in enumerate(parts)])
-    crisis = np.array([float(p[j, 0]) >= t["crisis"] or (len(w) > 0 and float(
-        w[:, 0].max()) >= t["crisis_window"]) for j, w in enumerate(parts)])
-    cue = np.array([engine.verdict(r["text"]).scores["abuse"] > 0 for r in rows])
-    free = ~crisis & ~cue
-    best = 1.01  # never: the gate stays shut
-    for th in np.round(np.arange(0.999, t["abuse"] - 1e-9, -0.001), 3):
-        hit = free & (pooled >= th)
-        if _escalated(gold, list(hit)) > ESCALATION_CAP["abuse"]:
-            break
-        best = float(th)
-    return best
+    scores = []
+    for j, (r, w) in enumerate(zip(rows, parts, strict=True)):
+        crisis = float(p[j, 0]) >= t["crisis"] or (
+            len(w) > 0 and float(w[:, 0].max()) >= t["crisis_window"])
+        if gold[j] in BENIGN and not crisis and free(r["text"]):
+            scores.append(max(float(p[j, 1]), float(w[:, 1].max()) if len(w) else 0.0))
+    if chat is not None:
+        scores += [float(chat[i, 1]) for i, text in enumerate(chat_texts)
+                   if float(chat[i, 0]) < t["crisis"] and free(text)]
+    highest = max(scores, default=0.0)
+    th = round(max(t["abuse"], highest + 0.001), 3)
+    return th if th <= 0.999 else 1.01
 
 
 def _probe(kind: str, weights):
@@ -501,6 +531,24 @@ def write_artefact(kind: str, weights: dict, thresholds: dict, params: dict,
     print(f"wrote {ARTEFACT} ({len(head) // 1024} KB weights)")
 
 
+def recalibrate() -> int:
+    """Thresholds chosen again on dev for the committed tuned weights, written back."""
+    from assistant.triage_encoder import LAYER_PREFIX
+    from assistant.triage_model import TriageModel
+
+    quiet_model_logs()
+    model = TriageModel.load()
+    if model.kind != "tuned":
+        raise SystemExit("--recalibrate is for the tuned model")
+    state = {k: v.astype(np.float16) if k.startswith(LAYER_PREFIX) else v
+             for k, v in model.weights.items()}
+    rows = {s: _single(labelled(s)) for s in ("train", "dev")}
+    thresholds, dev = calibrate_tuned(state, rows["dev"])
+    write_artefact("tuned", state, thresholds, model.manifest["params"], rows, dev)
+    print(f"thresholds {thresholds}")
+    return 0
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog=COMMAND, description=__doc__,
                                  formatter_class=argparse.RawDescriptionHelpFormatter)
@@ -517,7 +565,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     ap.add_argument("--extend-split", action="store_true",
                     help="append newly written rows to the split by the same id-hash rule "
                          "(no row already there moves), then stop")
+    ap.add_argument("--recalibrate", action="store_true",
+                    help="tuned: choose the committed model's thresholds on dev again (no "
+                         "training) and rewrite its manifest and SHA256")
     args = ap.parse_args(argv)
+    if args.recalibrate:
+        return recalibrate()
     if args.extend_split:
         print(f"{extend_split()} rows appended to {SPLIT_FILE}")
         return 0
