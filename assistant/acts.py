@@ -21,6 +21,7 @@ from .dialogue import (
     is_other_language,
     thanks_with_plan,
     tip_reference,
+    wanted_tips,
 )
 from .respond import (
     _JUST_ONE,
@@ -208,7 +209,7 @@ class ActResponder:
             picks.append(pick)
         if not picks:
             return Composed(self.r["sticky"]["abuse_question"])
-        paras.append(self.offline.closer(picks[0], state, message, len(picks)))
+        paras.append(self.offline.closer(picks[-1], state, message, len(picks)))
         return Composed(join(paras), self.offline.citations(picks), focus=tuple(refs))
 
     def _therapy_extra(self, first: Pick, state: ConversationState, limits: Limits
@@ -243,7 +244,7 @@ class ActResponder:
         paras = [*head, *(self.offline.tip_line(p) for p in picks)]
         if picks:
             paras += self._therapy_extra(picks[0], state, limits)
-        paras.append(close or self.offline.closer(picks[0] if picks else None, state, message,
+        paras.append(close or self.offline.closer(picks[-1] if picks else None, state, message,
                                                   len(picks)))
         return Composed(join(paras), self.offline.citations(picks))
 
@@ -265,10 +266,16 @@ class ActResponder:
         """
         push = self.offline.pushback_line(message, state) \
             if state.pushback in ("friends", "friends_new", "therapy", "first") else ""
-        if _says_more(message) or push:
-            picks = self._fitting_picks(state, sims, limits)
+        theme = next((t for t in state.current_themes if t.acknowledge), None)
+        want, not_asked = wanted_tips(message)
+        if _says_more(message) or push or theme or want:
+            picks = self._fitting_picks(state, sims, limits, want, not_asked)
             if picks:
                 head = push or state.fresh(self.a["correction_content"], message)
+                if theme is not None and not push:
+                    # "He works nights": take in what it changes, then what works around it.
+                    head = " ".join((state.fresh(theme.acknowledge, message),
+                                     state.fresh(self.a["correction_constraint"], message)))
                 return self._with_tips([head], picks, state, message, limits)
         if _MEANT.search(message) and not _REPEAT.search(message):
             offer = self.a["correction_offer"].format(sections=self.offline.offer(limits))
@@ -280,12 +287,17 @@ class ActResponder:
         return self._with_tips([state.fresh(self.a[key], message)], picks, state, message,
                                limits)
 
-    def _fitting_picks(self, state: ConversationState, sims: np.ndarray, limits: Limits
-                       ) -> list[Pick]:
-        """The best-fitting tip the last reply didn't quote, by what the message says."""
+    def _fitting_picks(self, state: ConversationState, sims: np.ndarray, limits: Limits,
+                       want: str = "", not_asked: str = "") -> list[Pick]:
+        """The best-fitting tip the last reply didn't quote, by what the message says: the
+        tip their words ask for first ("I want time for us"), never one they set aside."""
+        if want and want != not_asked and limits.ok(want):
+            pick = self.offline.section_pick(want, sims, state)
+            if pick is not None:
+                return [pick]
         picks = [p for p in (self.offline.section_pick(s, sims, state)
                              for s in self.offline.tips
-                             if s not in state.last_cited and limits.ok(s)
+                             if s not in state.last_cited and limits.ok(s) and s != not_asked
                              and s != self.offline.therapy_section) if p is not None]
         picks.sort(key=lambda p: (p.section_id in state.cited, -p.score))
         return picks[:1]
@@ -334,6 +346,8 @@ class ActResponder:
         if _THERAPY.search(message):
             return self._therapy_refused(message, state, sims, limits)
         feeling = self.offline.feeling(message, state)
+        if state.clarify:
+            return self._clarify(message, state, sims, limits, feeling)
         if _FIRST.search(message):
             return self._why_me(message, state, sims, limits, feeling)
         head = " ".join(x for x in (self.offline.pushback_line(message, state)
@@ -345,6 +359,26 @@ class ActResponder:
             picks = self._fresh_picks(state, sims, limits, 1)
         return self._with_tips([head], picks, state, message, limits,
                                state.fresh(self.a["objection_close"], message))
+
+    def _clarify(self, message: str, state: ConversationState, sims: np.ndarray,
+                 limits: Limits, feeling: str) -> Composed:
+        """'So you're saying I shouldn't rely on her?': what that tip means (not blame), and
+        something different that fits; the tip they read as unfair is not offered again."""
+        lines = self.r.get("clarify", {}).get(state.clarify, [])
+        head = " ".join(x for x in (feeling, state.fresh(lines, message) if lines else "")
+                        if x)
+        prefer = ("tip-4", "tip-5", "tip-1", "tip-2", "tip-3")
+        picks = [p for p in (self.offline.section_pick(s, sims, state) for s in prefer
+                             if limits.ok(s) and s not in state.last_cited) if p is not None][:1]
+        if not picks:
+            picks = self._fresh_picks(state, sims, limits, 1)
+        paras = [head]
+        if picks:
+            paras += [state.fresh(self.a["clarify_lead"], message),
+                      self.offline.tip_line(picks[0])]
+        paras.append(self.offline.closer(picks[0], state, message) if picks and state.worn
+                     else state.fresh(self.a["objection_close"], message))
+        return Composed(join(paras), self.offline.citations(picks))
 
     def _why_me(self, message: str, state: ConversationState, sims: np.ndarray,
                 limits: Limits, feeling: str) -> Composed:
@@ -389,7 +423,7 @@ class ActResponder:
         feeling = self.offline.feeling(message, state)
         head = state.fresh(self.a["objection_therapy"], message) if partner else \
             state.fresh([fill(o, state.words) for o in self.r["pushback"]["therapy"]], message)
-        paras = [" ".join(x for x in (head, feeling) if x)]
+        paras = [" ".join(x for x in (head, feeling, self.offline.detail(message, state)) if x)]
         picks: list[Pick] = []
         case = self._case_for_therapy(state, self._unruled(limits)) if partner else None
         if case is not None:

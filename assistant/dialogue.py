@@ -75,6 +75,7 @@ class Theme:
     yields_to: tuple[str, ...] = ()  # themes that say it better when also found
     no_time: bool = False  # the couple is hardly ever together (opposite shifts)
     coverages: tuple[str, ...] = ()  # variants of `coverage`
+    worn: bool = False  # the person carries a load already (caring, the only one trying)
 
     def found_in(self, text: str) -> bool:
         """True when the message speaks of this theme, once its look-alikes are masked."""
@@ -109,6 +110,7 @@ def load_themes() -> tuple[Theme, ...]:
             yields_to=tuple(t.get("yields_to", ())),
             no_time=bool(t.get("no_time", False)),
             coverages=variants(t),
+            worn=bool(t.get("worn", False)),
         )
         for t in raw["themes"]
     )
@@ -198,6 +200,14 @@ class ConversationState:
     avoid_phrases: tuple[str, ...] = ()
     constraints: set[str] = field(default_factory=set)
     pushback: str = ""  # what this message pushes back on: "friends", "therapy", "first"...
+    clarify: str = ""  # the tip this message reads as unfair ("so you're saying..."), if any
+
+    @property
+    def worn(self) -> bool:
+        """The person is worn out, carrying the effort alone, or caring for someone: replies
+        ask nothing more of them for their partner."""
+        return any(t.worn for t in self.themes) or any(
+            _WORN.search(t) for t in self.situation_texts)
 
     @property
     def words(self) -> dict[str, str]:
@@ -322,6 +332,78 @@ _RULED_OUT = re.compile(
     r"\b(?:that'?s|thats|it'?s|that is|which is) (?:out|off the table|not an option|"
     r"not happening|a no(?:-go)?|never going to happen|impossible)\b|\bnot an option\b|"
     r"\bwon'?t happen\b|\bno way\b", re.I)
+_WORN = re.compile(
+    r"\b(exhausted|worn (?:out|down)|wiped out|drained|running on empty|burn(?:ed|t) out|"
+    r"so tired|tired all the time|(?:i'?m|i am) (?:his|her|their) (?:full[- ]time )?(?:carer|"
+    r"nurse)|(?:caring|care) for (?:him|her|them|my (?:husband|wife|partner|boyfriend|"
+    r"girlfriend))|(?:the )?only one (?:trying|who tries|making|putting))\b",
+    re.I)
+# "So you're saying I shouldn't rely on her?": they read a tip as blame or as unfair.
+YOURE_SAYING = re.compile(
+    r"^\W*(?:(?:so|wait|hang on|hold on|ok(?:ay)?|and|but|hmm+)\b[\s,.]*)*(?:you'?re|you are|"
+    r"are you|is (?:the article|it)|the article(?:'s| is)|so it'?s) (?:basically |just |really )?"
+    r"(?:saying|telling me|suggesting|implying)\b(?! (?:the same|that (?:again|already)|it again|"
+    r"this again))", re.I)
+# Which tip a "so you're saying" message reads back, by its words.
+_CLARIFY_TIPS = (
+    ("tip-5", re.compile(r"\b(rely|depend\w*|lean(?:ing)? on|friends?|support|community|"
+                         r"needy|too much (?:of|on|from))\b", re.I)),
+    ("tip-1", re.compile(r"\b(my fault|blame|go first|first move|myself|my part|"
+                         r"it'?s (?:on )?me|i'?m the problem|i caused)\b", re.I)),
+    ("tip-6", re.compile(r"\b(therap\w*|counsel\w*|a pro\b|professional)", re.I)),
+    ("tip-2", re.compile(r"\b(coffee|notes?|massage|gestures?|little things|do more for)\b",
+                         re.I)),
+    ("tip-3", re.compile(r"\b(date nights?|quality time|time (?:together|for us|for each "
+                         r"other|with (?:him|her|them|each other))|make time|do things together|"
+                         r"walk|class)\b", re.I)),
+    ("tip-4", re.compile(r"\b(talk|tell|say|bring (?:it )?up|honest)\b", re.I)),
+)
+
+
+# "I'm not asking how to talk to him, I want to know how to make time for us": the tip
+# their words name, for what they want and for what they ruled out.
+_WANTED = re.compile(r"\b(?:i (?:just )?(?:want|wanted|need|meant|mean|was asking|am asking)|"
+                     r"i'?m (?:asking|looking for|after)|i'?d like)\b(?P<rest>[^.!?]*)", re.I)
+_NOT_ASKING = re.compile(r"\b(?:(?:i'?m not|i am not|i wasn'?t|not) (?:asking|looking for|after)|"
+                         r"i (?:don'?t|do not) (?:need|want) (?:help|advice|tips)?(?: with| on)?)"
+                         r"\b(?P<rest>[^.!?,;]*)", re.I)
+
+
+def named_tip(text: str) -> str:
+    """The tip some words name ("make time for us": tip 3), or ""."""
+    return next((sid for sid, rx in _CLARIFY_TIPS if rx.search(text)), "")
+
+
+def wanted_tips(text: str) -> tuple[str, str]:
+    """(the tip a correction asks for, the tip it says it didn't ask about), "" if none."""
+    not_asked = _NOT_ASKING.search(text)
+    rest = text[not_asked.end():] if not_asked else text
+    want = next((t for t in (named_tip(m.group("rest")) for m in _WANTED.finditer(rest)) if t),
+                "")
+    return want, named_tip(not_asked.group("rest")) if not_asked else ""
+
+
+def clarified_tip(text: str, last_tips: Sequence[str]) -> str:
+    """The tip a "so you're saying..." message reads back: named by its words, else the
+    last reply's first tip."""
+    for sid, rx in _CLARIFY_TIPS:
+        if rx.search(text) and (sid in last_tips or not last_tips or sid in ("tip-5", "tip-1")):
+            return sid
+    return next(iter(last_tips), "")
+
+
+def _clarified(state: ConversationState, text: str, tips: Sequence[str], now: bool) -> bool:
+    """'So you're saying...': the tip they read as unfair is ruled out (and, for this
+    message, explained). True when the message reads a tip back."""
+    sid = clarified_tip(text, tips) if YOURE_SAYING.search(text) else ""
+    if not sid:
+        return False
+    state.rejected.add(sid)  # never offered again: they read it as unfair
+    if now:
+        state.clarify = sid
+    return True
+
+
 _NOT_THE_ISSUE = re.compile(r"\bnot (?:the|an|my|our) (?:issue|problem|point)\b|\bthat'?s not it\b",
                             re.I)
 FIRST_MOVE_PHRASE = "first move"  # tip 1's "Don't wait for your spouse to make the first move."
@@ -358,6 +440,8 @@ def _ruled_out(state: ConversationState, message: str, history: Sequence[dict],
         if _FIRST_MOVE.search(text):
             avoid.append(FIRST_MOVE_PHRASE)
             kind = kind or "first"
+        if _clarified(state, text, tips, now):
+            kind = kind or "clarify"
         if not kind and tips and (_TRIED_THAT.search(text) or _RULED_OUT.search(text)):
             state.rejected.update(tips[:2])
             kind = "tried"
@@ -375,11 +459,19 @@ _NOT_TOLD = re.compile(
     r"give me|sum|recap|summari|thanks?|thank you|ok|okay|yes|no|maybe|idk)\b", re.I)
 
 
+# Sentences about the chat itself, not their life: "I want to show him this", "sum it up".
+_META = re.compile(
+    r"\b(sum(?:marise|marize)?(?: it| this| that)? up|summar\w+|recap|(?:show|send|read|"
+    r"forward)(?: it| this| that)? (?:to )?(?:him|her|them|my \w+)(?: this| it)?\b|"
+    r"what i (?:said|told|wrote)|this (?:chat|conversation)|(?:can|could|would) you)\b", re.I)
+
+
 def told_part(text: str) -> str:
     """What a message tells about their life ("he's started working late too"), without
-    its questions and requests; "" when it tells nothing ("what else?", "thanks")."""
-    sentences = re.split(r"(?<=[.!?])\s+", " ".join(text.split()))
-    kept = [x for x in sentences if x and not x.endswith("?") and not _NOT_TOLD.match(x)]
+    its questions, requests and words about the chat; "" when it tells nothing."""
+    sentences = re.split(r"(?<=[.!?])\s+|\s*\n+\s*", " ".join(text.split()))
+    kept = [x for x in sentences if x and not x.endswith("?") and not _NOT_TOLD.match(x)
+            and not _META.search(x)]
     told = " ".join(kept).strip()
     if not told or len(told.split()) < 4:
         return told if told and themes_in(told) else ""
@@ -388,6 +480,7 @@ def told_part(text: str) -> str:
 
 _SECOND_PERSON = (
     (r"\bmy (\w+(?: \w+)?) and i\b", r"you and your \1"), (r"\bme and my\b", "you and your"),
+    (r"\b(one|either|neither|both|each|none|all) of us\b", r"\1 of you"),
     (r"\bi'?m\b|\bi am\b", "you're"), (r"\bi'?ve\b", "you've"), (r"\bi'?d\b", "you'd"),
     (r"\bi'?ll\b", "you'll"), (r"\bwe'?re\b", "you're"), (r"\bwe'?ve\b", "you've"),
     (r"\bwe'?ll\b", "you'll"), (r"\bwe'?d\b", "you'd"), (r"\bi was\b", "you were"),
@@ -409,10 +502,25 @@ def in_second_person(text: str) -> str:
     for pattern, repl in _SECOND_PERSON:
         t = re.sub(pattern, repl, t, flags=re.I)
     t = re.sub(r"\byou (am)\b", "you are", t)
-    t = t.strip()
+    t = re.sub(r"\b[A-Za-z']+\b", lambda m: _TIDY.get(m.group(0).lower(), m.group(0)), t)
+    t = re.sub(r"\s+([,.!?;:])", r"\1", t).strip()
     if t and t[-1] not in ".!?…":
         t += "."
-    return t[:1].upper() + t[1:]
+    # Every sentence starts with a capital, as a tidy note would.
+    return re.sub(r"(^|[.!?]\s+)([a-z])", lambda m: m.group(1) + m.group(2).upper(), t)
+
+
+# Everyday misspellings and shorthand, tidied in a recap the person may show someone.
+_TIDY = {"tv": "TV", "lonley": "lonely", "lonly": "lonely", "realy": "really", "dont": "don't",
+         "doesnt": "doesn't", "didnt": "didn't", "cant": "can't", "wont": "won't",
+         "isnt": "isn't", "wasnt": "wasn't", "hes": "he's", "shes": "she's", "thats": "that's",
+         "theyre": "they're", "alot": "a lot", "becuase": "because", "beacuse": "because",
+         "untill": "until", "recieve": "receive", "definately": "definitely", "u": "you",
+         "ur": "your", "bc": "because", "cuz": "because", "coz": "because", "tho": "though",
+         "thru": "through", "pls": "please", "wanna": "want to", "gonna": "going to",
+         "kinda": "kind of", "anymroe": "anymore", "somtimes": "sometimes",
+         "togther": "together", "togeather": "together", "freinds": "friends",
+         "freind": "friend", "tlak": "talk"}
 
 
 def _user_routes(history: Sequence[dict]) -> list[tuple[str, str | None]]:
@@ -654,6 +762,13 @@ _CORRECTION = re.compile(
     r"not getting (it|what|me)|misread|misunderstand|asked (something|about something) "
     r"(different|else)|we already do that|makes no sense|no no,? i mean|i meant something else)",
     re.I)
+# A correction that leads the message ("that's not what I meant. I want ..."): however
+# long what follows, the message corrects the last reply.
+_CORRECTION_START = re.compile(
+    r"^\W*(?:(?:no+|nope|sorry|well|hmm+|um+)\b[\s,.!]*)*(?:that'?s|thats|this is|it'?s|its)? ?"
+    r"(?:not|n'?t) (?:really |quite )?(?:what i (?:meant|mean|asked|said|was asking)|"
+    r"the point|my question|it)\b|^\W*(?:no+,? )?(?:i meant|you misunderstood|you'?ve "
+    r"misunderstood|you'?re not (?:listening|getting it))\b", re.I)
 _OBJECTION = re.compile(
     r"\b((he|she|they|partner|husband|wife|boyfriend|girlfriend|bf|gf)\s+"
     r"(won'?t|wont|will not|refuses?( to)?|doesn'?t want( to)?|does not want( to)?|"
@@ -809,7 +924,10 @@ def pattern_act(text: str, state: ConversationState) -> str | None:
                                 or len(_words(text)) <= 20) and (
                                     act != "memory" or _addressed(act, text)):
             return act
-    if _CORRECTION.search(text) and len(_words(text)) <= 20:
+    if YOURE_SAYING.search(text) and state.last_reply and len(_words(text)) <= 45:
+        return "objection"  # "so you're saying I shouldn't rely on her?": a tip read as unfair
+    if _CORRECTION.search(text) and (len(_words(text)) <= 20 or (
+            _CORRECTION_START.search(text) and len(_words(text)) <= 60)):
         return "correction"
     tiny = _tiny_act(text, state)
     if tiny:

@@ -59,6 +59,15 @@ AVOIDED = -5.0  # a sentence scored this low is a misfit for the situation: neve
 # Tip 6 (hire a pro) is for distance that won't shift: below tips that fit as well unless
 # the route or the situation's themes call for it.
 THERAPY_TIP_PENALTY = 0.08
+# Someone worn out, carrying the effort alone or caring for someone: telling the partner
+# honestly (tip 4) and support for themselves (tip 5) first; nothing that asks them to do
+# more for the partner, nor a closer that does.
+WORN_LIFT = {"tip-4": 0.08, "tip-5": 0.06, "tip-1": -0.06, "tip-2": -0.08, "tip-3": -0.08}
+WORN_ASKS_MORE = frozenset({"tip-1", "tip-2", "tip-3", "conclusion"})
+# Tip 5 (friends beyond the relationship) only as a further tip when the situation calls
+# for it: their words about support, a theme that lists it, or being worn out.
+_SUPPORT = re.compile(r"\b(friends?|support|lean(?:ing)? on|rely|depend\w*|alone|lonely|"
+                      r"isolated|no one|nobody|community|everything for me|all my)\b", re.I)
 
 _CLOSERS = "\"”’)"
 # A question rather than a statement: "what fits A, B and C", "any advice for ...?"
@@ -415,8 +424,11 @@ class OfflineResponder:
         self._questions = [(re.compile(q["pattern"], re.IGNORECASE), q)
                            for q in self.replies.get("questions", [])]
         self._sentence_at = {s.text: i for i, s in enumerate(bank.sentences)}
-        self._feelings = [(re.compile(f["pattern"], re.IGNORECASE), list(f["acknowledge"]))
-                          for f in self.replies.get("feelings", [])]
+        self._feelings = [(f["name"], re.compile(f["pattern"], re.IGNORECASE),
+                           list(f["acknowledge"])) for f in self.replies.get("feelings", [])]
+        self._details = [(re.compile(d["pattern"], re.IGNORECASE),
+                          re.compile(d["unless"], re.IGNORECASE) if d.get("unless") else None,
+                          list(d["lines"])) for d in self.replies.get("details", [])]
 
     # -- pieces other replies share
 
@@ -428,11 +440,26 @@ class OfflineResponder:
         if push:
             return " ".join(x for x in (push, feeling) if x)
         ack = self._situation_ack(message, route, state, bool(feeling))
-        return " ".join(x for x in (ack, feeling) if x)
+        return " ".join(x for x in (ack, feeling, self.detail(message, state)) if x)
+
+    def detail(self, message: str, state: ConversationState) -> str:
+        """A sentence reflecting one concrete detail they gave (a son, going to bed alone,
+        counselling already tried), if a written line fits and no earlier reply used it."""
+        for rx, unless, lines in self._details:
+            m = rx.search(message)
+            if m and not (unless and unless.search(message)):
+                said = re.sub(r"^(?i:my|our)\b", "your", m.group(0))
+                options = [fill(o, state.words).replace("{match}", said) for o in lines]
+                line = state.fresh(options, message)
+                return "" if state.used(line) else line
+        return ""
 
     def feeling(self, message: str, state: ConversationState) -> str:
         """A sentence for the feeling they named (guilt, resentment, numbness...), if any."""
-        for rx, lines in self._feelings:
+        for name, rx, lines in self._feelings:
+            if name == "worn" and any(t.worn and t.name == "one_sided"
+                                      for t in state.current_themes):
+                continue  # its own line already says how wearing it is
             if rx.search(message):
                 options = [fill(o, state.words) for o in lines]
                 line = state.fresh(options, message)
@@ -469,11 +496,14 @@ class OfflineResponder:
 
     def closer(self, first: Pick | None, state: ConversationState, key: str,
                tips: int = 1) -> str:
-        """A gentle next step that fits the first quoted section; never one used before."""
+        """A gentle next step that fits the quote right before it (`first`: the reply's
+        last pick); never one used before."""
         nexts = self.replies["next_step"]
         sid = first.section_id if first else "default"
         if sid == "tip-4" and first and "Even saying" in " ".join(first.quotes()):
             sid = "tip-4-sayable"  # only then is there something to "say like that"
+        if state.worn and sid in WORN_ASKS_MORE:
+            sid = "worn"  # worn out or carrying it alone: nothing more to do for them
         def unused(options: Sequence[str]) -> list[str]:
             return [o for o in options if not state.used(fill(o, state.words))
                     and state.closer_fits(o)]
@@ -571,9 +601,11 @@ class OfflineResponder:
         """Sentence scores lifted for the themes' chosen quotes, sunk for their misfits."""
         local = np.full_like(scores, -9.0)
         local[list(idx)] = scores[list(idx)]
+        problem_only = self.replies["tips"].get("problem_only", [])
         for i in idx:  # what they pushed back on ("why should I make the first move")
-            if any(p in self.bank.sentences[i].text for p in state.avoid_phrases):
-                local[i] = AVOIDED
+            text = self.bank.sentences[i].text
+            if any(p in text for p in state.avoid_phrases) or text in problem_only:
+                local[i] = AVOIDED  # the problem stated is not advice
         for rank, theme in enumerate(reversed(state.themes)):  # the latest theme counts most
             weight = THEME_QUOTE if rank == 0 else THEME_QUOTE / 2
             for i in idx:
@@ -592,6 +624,8 @@ class OfflineResponder:
                 rank = theme.sections.index(sid)
                 weight = THEME_SECTION if theme in state.current_themes else THEME_SECTION / 2
                 bonus = max(bonus, weight * (1.0 - 0.25 * rank))
+        if state.worn:
+            bonus += WORN_LIFT.get(sid, 0.0)
         return bonus
 
     # -- a situation (or a question about a topic), from the retrieved passages
@@ -662,7 +696,9 @@ class OfflineResponder:
                          fit: float) -> Composed:
         """Answer what was asked: what the article can and cannot say, then its words."""
         head = self.acknowledge(message, route, state) if state.current_themes else ""
-        paras = [head, fill(question["answer"], state.words)]
+        answer = question["answer"]
+        paras = [head, state.fresh(answer, message) if isinstance(answer, list)
+                 else fill(answer, state.words)]
         picks: list[Pick] = []
         prefer = question.get("prefer", "")
         for n, sid in enumerate(question["sections"]):
@@ -687,7 +723,7 @@ class OfflineResponder:
         close = [fill(c, state.words) for c in question.get("close", [])]
         close = [c for c in close if not state.used(c)]
         paras.append(state.fresh(close, message) if close else
-                     self.closer(picks[0] if picks else None, state, message))
+                     self.closer(picks[-1] if picks else None, state, message))
         all_picks = [*picks, *([therapy.pick] if therapy.pick else [])]
         return Composed(join(paras), self.citations(all_picks), True, fit,
                         therapy_note=therapy.note_used)
@@ -747,7 +783,7 @@ class OfflineResponder:
                                           label=section_label(pick.section_id)))
         therapy = self._therapy_paras(route, sims, state, limits, picks, message)
         paras += therapy.paras
-        paras.append(self.closer(picks[0] if picks else None, state, message, len(picks)))
+        paras.append(self.closer(picks[-1] if picks else None, state, message, len(picks)))
         all_picks = [*picks, *([therapy.pick] if therapy.pick else [])]
         return Composed(join(paras), self.citations(all_picks), True, fit,
                         therapy_note=therapy.note_used)
@@ -793,7 +829,7 @@ class OfflineResponder:
         paras += [self.tip_line(p) for p in picks]
         if any(p is None for _, p in parts):
             paras.append(r["topic_missing"])
-        paras.append(self.closer(picks[0] if picks else None, state, message, len(picks)))
+        paras.append(self.closer(picks[-1] if picks else None, state, message, len(picks)))
         return Composed(join(paras), self.citations(picks), True, fit)
 
     def _fit(self, passages: Sequence[Any], sims: np.ndarray) -> float:
@@ -865,13 +901,14 @@ class OfflineResponder:
         paras = [" ".join(x for x in (head, context) if x)]
         paras.append(coverage if not state.used(coverage) else "")
         if chosen:
-            if not topic:
+            if not topic and not (coverage and not state.used(coverage)):
+                # The coverage line already leads into the quotes: one framing line, not two.
                 key = {1: "one", 2: "two"}.get(len(chosen), "three")
                 paras.append(state.fresh(r["tips"][key], message))
             paras += [self.tip_line(p) for p in chosen]
         therapy = self._therapy_paras(route, sims, state, limits, chosen, message)
         paras += therapy.paras
-        first = therapy.pick or (chosen[0] if chosen else None)
+        first = therapy.pick or (chosen[-1] if chosen else None)
         paras.append(self.closer(first, state, message, len(chosen) + bool(therapy.pick)))
         picks = [*chosen, *([therapy.pick] if therapy.pick else [])]
         return Composed(join(paras), context_cites + self.citations(picks), True, fit,
@@ -916,7 +953,29 @@ class OfflineResponder:
                 chosen.append(p)
         if len(chosen) == 3 and chosen[2].score < chosen[0].score - TIP_MARGIN / 2:
             chosen = chosen[:2]
+        if by_rank:  # they named what they want to hear about: no filter of ours applies
+            return self._keep_theme_lead(chosen, picks, state, limit)[:limit]
+        fitting = [p for p in chosen if self._fits(p, state, message, 0)]
+        if not fitting:  # nothing else fits: the best of the rest, never tip 5 by default
+            fitting = [p for p in picks if self._fits(p, state, message, 0)][:1] or chosen[:1]
+        chosen = [p for n, p in enumerate(fitting) if self._fits(p, state, message, n)]
+        if state.worn:
+            # Worn out or carrying it alone: telling them honestly, and support for yourself,
+            # not something more to do for them.
+            easy = [p for p in picks if p.section_id not in WORN_ASKS_MORE]
+            chosen = [p for p in chosen if p.section_id not in WORN_ASKS_MORE] or easy[:1] \
+                or chosen
+            return chosen[:limit]
         return self._keep_theme_lead(chosen, picks, state, limit)[:limit]
+
+    def _fits(self, pick: Pick, state: ConversationState, message: str, n: int) -> bool:
+        """A further tip earns its place: tip 5 when the situation speaks of support, and
+        a third tip only when the situation's themes point to it (never to fill)."""
+        themed = {s for t in state.current_themes for s in t.sections}
+        if pick.section_id == "tip-5" and pick.section_id not in themed and not state.worn \
+                and not _SUPPORT.search(message):
+            return False
+        return n < 2 or pick.section_id in themed
 
     def _keep_theme_lead(self, chosen: list[Pick], picks: list[Pick],
                          state: ConversationState, limit: int) -> list[Pick]:
