@@ -808,6 +808,11 @@ _TO_ASSISTANT = re.compile(r"\b(you|u|ya|your|yours)\b|^\W*remember\b", re.I)
 _ABOUT_THE_CHAT = re.compile(
     r"\b(you|u|your|this|it|chat|conversation|messages?|saved|stored|logged|recorded|"
     r"private|privacy|confidential|data|history|anonymous|here)\b", re.I)
+# ...and asks what happens to it: "is it me? am I the problem here" is about themselves
+_PRIVACY_WORD = re.compile(
+    r"\b(sav\w*|stor\w*|record\w*|log\w*|kept|keep|private|privacy|confidential|data|"
+    r"history|anonymous|secure|see|seen|read|delete\w*|eras\w*|track\w*|encrypt\w*|"
+    r"shared?|sold|sell|remember\w*)\b", re.I)
 # "Thanks, that helps. I'll talk to her tonight": thanks, then a plan of their own.
 _PLAN = re.compile(
     r"^(so |and |then |ok(ay)? |now )?(i'?ll|ill|i will|i'?m going to|im going to|i'?m gonna|"
@@ -824,7 +829,7 @@ def is_question(text: str) -> bool:
     """A message that asks something itself ("what would I even say to her")."""
     t = text.strip()
     return t.endswith("?") or bool(_QUESTION_WORD.match(
-        re.sub(r"^((so|and|but|ok(ay)?|then|well|hmm+|um+)\b[\s,]*)+", "", t, flags=re.I)))
+        re.sub(r"^((so|and|but|ok(ay)?|then|well|hmm+|um+)\b[\s,.!]*)+", "", t, flags=re.I)))
 
 
 def is_bare_reply(text: str) -> bool:
@@ -904,7 +909,7 @@ def _addressed(act: str, text: str) -> bool:
     if act == "memory":
         return bool(_TO_ASSISTANT.search(text))
     if act == "privacy":
-        return bool(_ABOUT_THE_CHAT.search(text))
+        return bool(_ABOUT_THE_CHAT.search(text) and _PRIVACY_WORD.search(text))
     return True
 
 

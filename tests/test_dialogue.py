@@ -546,3 +546,23 @@ def test_a_recap_to_show_them_is_tidy(offline_assistant):
     assert "one of the two of you" not in told and "One of you" in told
     assert "lonely" in told and "lonley" not in told
     assert not re.search(r"[.!?] [a-z]", told)  # every sentence starts with a capital
+
+
+def test_self_doubt_is_not_a_privacy_question(offline_assistant):
+    assistant = offline_assistant
+    # nearest to "is this private" by its shape, but it asks about themselves
+    for text in ("is it me? am I the problem here", "is it me or is it him"):
+        reply = assistant.respond(text, [])
+        assert reply.act != "privacy", text
+        assert "saved" not in reply.text
+
+
+def test_a_question_after_ok_is_not_an_answer(offline_assistant):
+    assistant = offline_assistant
+    history = [{"role": "user", "content": "my wife and i never talk"}]
+    first = assistant.respond(history[0]["content"], [])
+    history.append({"role": "assistant", "content": first.text, "act": first.act,
+                    "route": first.route})
+    reply = assistant.respond("ok. what was the tip about little gestures again", history)
+    assert reply.act != "answer"
+    assert "(tip 2)" in reply.text
