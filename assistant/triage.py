@@ -837,6 +837,12 @@ class Triage:
             reasons.append(f"model: abuse ({m.confidence:.2f}, {where}) not taken without a "
                            "rules cue")
             return route, confidence
+        if m.route in SAFETY and "not_english" in self._rules_cached(message).flags:
+            # MiniLM reads English: its verdict on another language is noise, and the
+            # not-English reply carries the crisis lines anyway (SAFETY.md)
+            reasons.append(f"model: {m.route} ({m.confidence:.2f}) set aside: the message is "
+                           "not in English")
+            return route, confidence
         if m.route in SAFETY:
             fired = windows(message)[m.window] if m.window is not None else message
             if self._idiom_guarded(fired):

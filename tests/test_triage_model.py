@@ -438,3 +438,14 @@ def test_the_committed_split_holds_every_row_and_new_rows_only_append(tmp_path, 
     assert copy.read_text(encoding="utf-8").splitlines()[: len(kept)] == kept
     assert td.load_split() == split
     assert td.extend_split() == 0
+
+
+def test_the_models_crisis_on_another_language_is_set_aside_the_flag_stays():
+    # MiniLM reads English: on French its crisis reading is noise; the not-English reply
+    # (SAFETY.md) carries the crisis lines, and the rules still read explicit words
+    r = _triage("crisis").classify("mon mari ne me parle plus et je suis seule")
+    assert r.route not in ("crisis", "abuse")
+    assert "not_english" in r.flags
+    assert any("not in English" in x for x in r.reasons)
+    explicit = _triage("advice").classify("quiero morir, no puedo más")
+    assert explicit.route == "crisis"  # the rules' own reading is kept
