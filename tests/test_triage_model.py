@@ -390,7 +390,7 @@ def full(embedder):
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="issue 8 targets not met yet by rules + the fine-tuned "
                    "MiniLM (with the abuse gate): on all of model-test crisis recall 0.925, "
-                   "abuse 0.842, harmless escalated 4.5%, accuracy 0.814 (python -m evals "
+                   "abuse 0.842, harmless escalated 4.5%, accuracy 0.815 (python -m evals "
                    "triage --set model-test)")
 def test_every_layer_meets_the_issue_targets_on_the_written_test_split(full):
     # the classifier's test split (never trained or tuned on), its written rows: the
