@@ -254,8 +254,8 @@ class ActResponder:
         picks = self._fresh_picks(state, sims, limits, 1 if _JUST_ONE.search(message) else 2)
         if not picks:
             return Composed(self.a["more_done"])
-        return self._with_tips([state.fresh(self.a["more_lead"], message)], picks, state,
-                               message, limits)
+        lead = self.a["more_lead" if len(picks) > 1 else "more_lead_one"]
+        return self._with_tips([state.fresh(lead, message)], picks, state, message, limits)
 
     def correction(self, message: str, state: ConversationState, sims: np.ndarray,
                    limits: Limits) -> Composed:
@@ -265,7 +265,8 @@ class ActResponder:
         is their situation: a different tip, fitted to what they said.
         """
         push = self.offline.pushback_line(message, state) \
-            if state.pushback in ("friends", "friends_new", "therapy", "first") else ""
+            if state.pushback in ("friends", "friends_new", "therapy", "first", "tried_it",
+                                  "tried_flat", "self_friends") else ""
         theme = next((t for t in state.current_themes if t.acknowledge), None)
         want, not_asked = wanted_tips(message)
         if _says_more(message) or push or theme or want:

@@ -227,6 +227,10 @@ class ConversationState:
         """False for a closing question their situation rules out (therapy, time together)."""
         if "therapy_out" in self.constraints and _THERAPY_TALK.search(text):
             return False
+        if self.constraints & {"has_friends", "partner_has_friends"} and _FRIEND_TALK.search(text):
+            return False
+        if "tip-4" in self.rejected and _SAY_TALK.search(text):
+            return False
         return not ("no_time" in self.constraints and _TIME_TOGETHER.search(text))
 
     def used(self, text: str) -> bool:
@@ -268,6 +272,12 @@ def build_state(message: str, history: Sequence[dict], label_to_section: dict[st
     for text in safe_users:
         themes += [t for t in themes_in(text) if t not in themes]
     current = themes_in(message)
+    # A theme yields to a better one told earlier too: "we used to talk about the kids" after
+    # "our youngest left for college" is still the empty nest, not raising children.
+    told = {t.name: t for t in themes}
+    better = [told[n] for t in current for n in t.yields_to if n in told]
+    current = [t for t in current if not told.keys() & set(t.yields_to)]
+    current += [t for t in better if t not in current]
     themes += [t for t in current if t not in themes]
     cited: list[str] = []
     for r in replies:
@@ -304,6 +314,9 @@ _THERAPY_OUT = re.compile(
     r"|\bno money for " + _THERAPY_WORD, re.I)
 _THERAPY_TALK = re.compile(r"\b(therap\w*|counsel\w*|session|seeing someone|see someone)\b",
                            re.I)
+_FRIEND_TALK = re.compile(r"\b(friends?|reach out to|one person)\b", re.I)
+# a closer asking them to say or raise it, when saying it is what they already tried
+_SAY_TALK = re.compile(r"\b(say|tell|bring it up|sayable|calm moment)\b", re.I)
 _TIME_TOGETHER = re.compile(r"\b(together this week|doing together|you two could try|"
                             r"date night|this evening together)\b", re.I)
 _HAS_FRIENDS = re.compile(
@@ -328,6 +341,58 @@ _TRIED_THAT = re.compile(
     r"\b(?:that|this|it) (?:doesn'?t|won'?t|didn'?t|does not|will not) (?:work|help)\b|"
     r"\bnot for (?:us|me)\b|\bwe already do\b|\b(?:that|this|it|those) (?:made no difference|"
     r"did nothing)\b", re.I)
+# "I did try telling him how I feel", "we already do date nights": they tried something.
+_TRIED_IT = re.compile(
+    r"\b(?:i|we)(?:'ve| have)? (?:already |really |honestly )*(?:tried\b|did (?:already |really )?"
+    r"try\b)"
+    r"(?! (?:and|to) (?:find|figure|work out|understand)\b)|"
+    r"\b(?:i|we)(?:'ve| have)? (?:already )?(?:done|did) (?:that|this|it|those|these)\b|"
+    r"\bwe already (?:do|have|go|spend|make|talk)\b|\bbeen there,? done that\b|"
+    r"\b(?:i|we) (?:do|have) that already\b", re.I)
+# ...and it fell flat: "he just shrugged", "nothing changed".
+_FELL_FLAT = re.compile(
+    r"\b(shrug\w*|ignor\w*|brushed? (?:it |me )?off|laugh\w* (?:it )?off|nothing changed|"
+    r"(?:didn'?t|doesn'?t|did not|does not|won'?t) (?:help|work|change anything|land|matter)|"
+    r"no difference|went nowhere|got nowhere|(?:he|she|they) (?:just )?(?:walked off|left the room|"
+    r"changed the subject|got defensive|got angry|rolled (?:his|her|their) eyes)|"
+    r"didn'?t (?:say|do) anything|said nothing)\b", re.I)
+# The person has friends of their own: "I have plenty of friends, that's not the issue".
+_SELF_FRIENDS = re.compile(
+    r"\bi(?:'ve| have)? (?:already |actually |do |)(?:have|got) (?:plenty of |lots of |loads of |"
+    r"enough |so many |a lot of |good |great |close |my own |tons of )*(?:friends|mates|people)\b|"
+    r"\b(?:my )?friends (?:aren'?t|are not|isn'?t|is not) the (?:issue|problem)\b|"
+    r"\bi'?m not (?:short of|lacking|missing) friends\b", re.I)
+
+
+def tried_tips(text: str) -> list[str]:
+    """The tips a "we tried that" message names by what was tried ("telling him how I
+    feel": tip 4), in the message's words after "tried"; [] when it names none."""
+    m = _TRIED_IT.search(text)
+    if m is None:
+        return []
+    rest = text[m.end():]
+    # what was tried is the clause right after: "tried telling him how I feel, he shrugged"
+    rest = re.split(r"[,.;:!?]|\b(?:but|and|so|because|maybe)\b", rest, maxsplit=1)[0]
+    return [sid for sid, rx in _TRIED_TIPS if rx.search(rest)][:1]
+
+
+# What was tried, by tip: the words people use for doing it.
+_TRIED_TIPS = (
+    ("tip-6", re.compile(r"\b(therap\w*|counsel\w*|a pro\b|professional)", re.I)),
+    ("tip-5", re.compile(r"\b(friends?|going out|seeing people|hobb\w*)\b", re.I)),
+    ("tip-3", re.compile(r"\b(date nights?|dates?|quality time|time together|trips?|walks?|"
+                         r"cook\w*|dinners?|weekends? away|classes|doing things together)\b",
+                         re.I)),
+    ("tip-2", re.compile(r"\b(gestures?|notes?|coffee|massages?|little things|gifts?|"
+                         r"flowers|surpris\w*)\b", re.I)),
+    ("tip-4", re.compile(r"\b(talk\w*|tell\w*|told|say\w*|said|open(?:ing)? up|bring\w* it up|"
+                         r"brought it up|honest\w*|how i feel|explain\w*|conversations?)\b",
+                         re.I)),
+    ("tip-1", re.compile(r"\b(apologi\w*|sorry|my part|working on myself|therapy for me|"
+                         r"going first|first move)\b", re.I)),
+)
+
+
 _RULED_OUT = re.compile(
     r"\b(?:that'?s|thats|it'?s|that is|which is) (?:out|off the table|not an option|"
     r"not happening|a no(?:-go)?|never going to happen|impossible)\b|\bnot an option\b|"
@@ -409,6 +474,23 @@ _NOT_THE_ISSUE = re.compile(r"\bnot (?:the|an|my|our) (?:issue|problem|point)\b|
 FIRST_MOVE_PHRASE = "first move"  # tip 1's "Don't wait for your spouse to make the first move."
 
 
+def _tried(state: ConversationState, text: str, reply: str, tips: Sequence[str]) -> str:
+    """What they tried ("I did try telling him", "we already do date nights") is ruled out:
+    the tip it names, else the last reply's first two. Returns the pushback kind, or ""."""
+    named = tried_tips(text)
+    if named:
+        # what they tried, by name: that tip, not the last two
+        state.rejected.update(named)
+        kind = "tried_it" if reply else ""
+    elif tips and (_TRIED_THAT.search(text) or _RULED_OUT.search(text)
+                   or _TRIED_IT.search(text)):
+        state.rejected.update(tips[:2])
+        kind = "tried_it" if _TRIED_IT.search(text) else "tried"
+    else:
+        return ""
+    return "tried_flat" if kind == "tried_it" and _FELL_FLAT.search(text) else kind
+
+
 def _ruled_out(state: ConversationState, message: str, history: Sequence[dict],
                label_to_section: dict[str, str]) -> None:
     """What the person ruled out so far: each of their messages read against the reply
@@ -432,6 +514,10 @@ def _ruled_out(state: ConversationState, message: str, history: Sequence[dict],
             state.constraints.add("therapy_out")
             state.rejected.add("tip-6")
             kind = "therapy"
+        if _SELF_FRIENDS.search(text):
+            state.constraints.add("has_friends")
+            state.rejected.add("tip-5")
+            kind = kind or "self_friends"
         if _HAS_FRIENDS.search(text):
             state.constraints.add("partner_has_friends")
             state.rejected.add("tip-5")
@@ -442,9 +528,7 @@ def _ruled_out(state: ConversationState, message: str, history: Sequence[dict],
             kind = kind or "first"
         if _clarified(state, text, tips, now):
             kind = kind or "clarify"
-        if not kind and tips and (_TRIED_THAT.search(text) or _RULED_OUT.search(text)):
-            state.rejected.update(tips[:2])
-            kind = "tried"
+        kind = kind or _tried(state, text, reply, tips)
         if now:
             state.pushback = kind
     if any(t.no_time for t in state.themes):
@@ -481,10 +565,14 @@ def told_part(text: str) -> str:
 _SECOND_PERSON = (
     (r"\bmy (\w+(?: \w+)?) and i\b", r"you and your \1"), (r"\bme and my\b", "you and your"),
     (r"\b(one|either|neither|both|each|none|all) of us\b", r"\1 of you"),
-    (r"\bi'?m\b|\bi am\b", "you're"), (r"\bi'?ve\b", "you've"), (r"\bi'?d\b", "you'd"),
-    (r"\bi'?ll\b", "you'll"), (r"\bwe'?re\b", "you're"), (r"\bwe'?ve\b", "you've"),
-    (r"\bwe'?ll\b", "you'll"), (r"\bwe'?d\b", "you'd"), (r"\bi was\b", "you were"),
-    (r"\bwe\b", "you"), (r"\bi\b", "you"), (r"\bmy\b", "your"), (r"\bour\b", "your"),
+    # apostrophes required where the bare word is another word: "well", "ill", "were", "wed"
+    (r"\bi'?m\b|\bi am\b", "you're"), (r"\bi'?ve\b", "you've"), (r"\bi'd\b", "you'd"),
+    (r"\bi'll\b", "you'll"), (r"\bi was\b", "you were"),
+    # "we" is the two of them: "you two", never a bare "you" that reads as the person alone
+    (r"\bwe(?:'re| are)\b", "you two are"), (r"\bwe(?:'ve| have)\b", "you two have"),
+    (r"\bweve\b", "you two have"), (r"\bwe'll\b", "you two will"),
+    (r"\bwe'd\b", "you two would"), (r"\bwe were\b", "you two were"),
+    (r"\bwe\b", "you two"), (r"\bi\b", "you"), (r"\bmy\b", "your"), (r"\bour\b", "your"),
     (r"\bmine\b", "yours"), (r"\bours\b", "yours"), (r"\bmyself\b", "yourself"),
     (r"\bourselves\b", "yourselves"), (r"\bus\b", "the two of you"), (r"\bme\b", "you"),
 )
@@ -913,6 +1001,17 @@ def _addressed(act: str, text: str) -> bool:
     return True
 
 
+def _is_correction(text: str, state: ConversationState) -> bool:
+    """'That's not what I meant', 'you said that already', and, after a reply, 'I did try
+    telling him' or 'I have friends, that's not it'."""
+    n = len(_words(text))
+    if state.last_reply and (_TRIED_IT.search(text) or _SELF_FRIENDS.search(text)) and \
+            n <= 30 and not is_question(text):
+        return True
+    return bool(_CORRECTION.search(text)) and (
+        n <= 20 or (bool(_CORRECTION_START.search(text)) and n <= 60))
+
+
 def pattern_act(text: str, state: ConversationState) -> str | None:
     """The act the patterns see in a message, or None when they see nothing certain."""
     if is_other_language(text):
@@ -931,8 +1030,7 @@ def pattern_act(text: str, state: ConversationState) -> str | None:
             return act
     if YOURE_SAYING.search(text) and state.last_reply and len(_words(text)) <= 45:
         return "objection"  # "so you're saying I shouldn't rely on her?": a tip read as unfair
-    if _CORRECTION.search(text) and (len(_words(text)) <= 20 or (
-            _CORRECTION_START.search(text) and len(_words(text)) <= 60)):
+    if _is_correction(text, state):
         return "correction"
     tiny = _tiny_act(text, state)
     if tiny:
@@ -1046,5 +1144,6 @@ __all__ = [
     "themes_in",
     "tip_reference",
     "topic_of",
+    "tried_tips",
     "wanted_tips",
 ]

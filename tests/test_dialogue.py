@@ -9,12 +9,14 @@ import pytest
 from assistant.dialogue import (
     ACTS,
     build_state,
+    in_second_person,
     is_other_language,
     partner_of,
     pattern_act,
     themes_in,
     tip_reference,
     topic_of,
+    tried_tips,
 )
 from assistant.safety import safety_reply
 from tests.answer_helpers import offline_assistant_fixture  # noqa: F401 - a fixture
@@ -566,3 +568,95 @@ def test_a_question_after_ok_is_not_an_answer(offline_assistant):
     reply = assistant.respond("ok. what was the tip about little gestures again", history)
     assert reply.act != "answer"
     assert "(tip 2)" in reply.text
+
+
+# ---------------------------------------------------------------- what they already tried
+
+
+@pytest.mark.parametrize("message, tip", [
+    ("I did try telling him how I feel, he just shrugged", "tip-4"),
+    ("we already do date nights, it doesn't help", "tip-3"),
+    ("i've tried the little gestures thing, coffee and notes", "tip-2"),
+])
+def test_what_they_tried_is_named_and_left_out(message, tip):
+    assert tried_tips(message) == [tip]
+    history = [{"role": "user", "content": "we barely talk"},
+               {"role": "assistant", "content": "Something from the article."}]
+    st = build_state(message, history, {})
+    assert tip in st.rejected and st.pushback in ("tried_it", "tried_flat")
+
+
+@pytest.mark.parametrize("message", [
+    "should we try couples therapy? we never have",
+    "we've tried everything for two years, nothing changes, maybe we need counselling?",
+    "I tried to find a way to bring it up",
+])
+def test_trying_in_other_senses_rules_nothing_out(message):
+    assert tried_tips(message) == []
+
+
+def test_i_already_tried_that_is_taken_in_not_called_a_repeat(offline_assistant):
+    first, r = talk(offline_assistant, "he works nights and I work days, we never see each other",
+                    "I already tried that")
+    assert r.act == "correction"
+    words = own_words(r.text)
+    assert "repeated myself" not in words and "tried" in words
+    before = {c.section_id for c in first.citations if c.section_id.startswith("tip-")}
+    assert not before & {c.section_id for c in r.citations}
+
+
+def test_a_try_that_fell_flat_is_acknowledged_and_its_tip_not_offered_again(offline_assistant):
+    *_, r, more = talk(offline_assistant, "my husband and i barely talk since the baby came",
+                       "I did try telling him how I feel, he just shrugged", "what else")
+    assert r.act == "correction"
+    assert re.search(r"\b(disheartening|falls? flat|didn't land)\b", own_words(r.text))
+    for reply in (r, more):
+        assert "tip-4" not in {c.section_id for c in reply.citations}
+        assert not re.search(r"\b(say|tell)\b[^.?]*\?", reply.text.split("\n")[-1])
+
+
+def test_having_friends_of_their_own_rules_out_the_friends_tip(offline_assistant):
+    *_, r = talk(offline_assistant, "i feel invisible to my girlfriend, she's always on her phone",
+                 "I have plenty of friends, that's not the issue")
+    assert r.act == "correction"
+    assert "her" in own_words(r.text) and "tip-5" not in {c.section_id for c in r.citations}
+    assert not re.search(r"\bfriends?\b[^.]*\?", r.text)
+
+
+def test_more_says_how_many_ideas_follow(offline_assistant):
+    *_, r = talk(offline_assistant,
+                 "we've been together 20 years and it feels like we're roommates", "what else")
+    tips = [c for c in r.citations if c.section_id.startswith("tip-")]
+    lead = r.text.split("\n")[0]
+    if len(tips) > 1:
+        assert not re.search(r"\b(another idea|something else)\b", lead, re.I)
+    else:
+        assert not re.search(r"\btwo\b", lead, re.I)
+
+
+def test_what_the_article_does_not_cover_is_said_once_per_theme(offline_assistant):
+    replies = talk(offline_assistant, "we just had a baby and we're like ships in the night",
+                   "the baby wakes every two hours and we take turns",
+                   "honestly the baby takes everything")
+    said = [r for r in replies if re.search(r"\b(doesn't|isn't|aren't)\b[^.]*\barticle\b|"
+                                            r"\barticle\b[^.]*\b(doesn't|isn't)\b", r.text)]
+    assert len(said) <= 1
+
+
+def test_a_theme_told_earlier_is_not_replaced_by_a_weaker_one(offline_assistant):
+    *_, r = talk(offline_assistant, "our youngest just left for college and the house is so quiet",
+                 "we used to talk about the kids all the time")
+    assert "Raising children" not in r.text
+
+
+def test_grief_alone_does_not_bring_the_therapist_directory(offline_assistant):
+    r = offline_assistant.respond(
+        "My wife's mother died in the spring and since then she's closed off from me", [])
+    assert "Psychology Today" not in r.text and "first session" not in r.text
+
+
+def test_we_is_told_back_as_the_two_of_them():
+    assert in_second_person("we used to talk about the kids all the time") == \
+        "You two used to talk about the kids all the time."
+    assert in_second_person("I've been ill and we get along well") == \
+        "You've been ill and you two get along well."
