@@ -266,7 +266,7 @@ class ActResponder:
         """
         push = self.offline.pushback_line(message, state) \
             if state.pushback in ("friends", "friends_new", "therapy", "first", "tried_it",
-                                  "tried_flat", "self_friends") else ""
+                                  "tried_flat", "self_friends", "cant") else ""
         theme = next((t for t in state.current_themes if t.acknowledge), None)
         want, not_asked = wanted_tips(message)
         if _says_more(message) or push or theme or want:

@@ -364,6 +364,24 @@ _SELF_FRIENDS = re.compile(
     r"\bi'?m not (?:short of|lacking|missing) friends\b", re.I)
 
 
+# "She's too tired for date nights", "we can't afford trips": a tip their life rules out.
+_CANT_DO = re.compile(
+    r"\b(?:too (?:tired|busy|sick|ill|exhausted|worn out|stressed) (?:for|to)|no (?:time|energy|"
+    r"money|babysitter|sitter) for|can'?t (?:afford|manage|do|face)|(?:isn'?t|is not|aren'?t|"
+    r"are not|not) (?:up to|possible|realistic|an option)|out of the question)\b", re.I)
+
+
+def cant_do_tips(text: str) -> list[str]:
+    """The tip a "she's too tired for date nights" message rules out, [] if none named."""
+    m = _CANT_DO.search(text)
+    if m is None:
+        return []
+    window = text[max(0, m.start() - 30): m.end() + 30]
+    # things to do together or for each other; talking is never "ruled out" this way
+    return [sid for sid, rx in _TRIED_TIPS if sid in ("tip-2", "tip-3", "tip-5")
+            and rx.search(window)][:1]
+
+
 def tried_tips(text: str) -> list[str]:
     """The tips a "we tried that" message names by what was tried ("telling him how I
     feel": tip 4), in the message's words after "tried"; [] when it names none."""
@@ -477,6 +495,10 @@ FIRST_MOVE_PHRASE = "first move"  # tip 1's "Don't wait for your spouse to make 
 def _tried(state: ConversationState, text: str, reply: str, tips: Sequence[str]) -> str:
     """What they tried ("I did try telling him", "we already do date nights") is ruled out:
     the tip it names, else the last reply's first two. Returns the pushback kind, or ""."""
+    cant = cant_do_tips(text)
+    if cant:
+        state.rejected.update(cant)
+        return "cant" if reply else ""
     named = tried_tips(text)
     if named:
         # what they tried, by name: that tip, not the last two
@@ -583,7 +605,8 @@ def in_second_person(text: str) -> str:
     """Their words told back to them: 'my husband and I barely talk' -> 'you and your
     husband barely talk'. Only pronouns change; what they said stays theirs."""
     t = " ".join(text.replace("’", "'").split())
-    t = re.sub(r"^(?:(?:and|so|but|also|plus|oh|well|ok(?:ay)?)\b[\s,]*)+", "", t, flags=re.I)
+    t = re.sub(r"^(?:(?:and|so|but|also|plus|oh|well|ok(?:ay)?|yeah|yes|yep|yup|no|nah|nope|"
+               r"hey|hi|hello|um+|uh+|hmm+|honestly|basically)\b[\s,.!]*)+", "", t, flags=re.I)
     words = t.split()
     if len(words) > RECAP_WORDS:
         t = " ".join(words[:RECAP_WORDS]).rstrip(",;:") + "…"
@@ -1005,8 +1028,8 @@ def _is_correction(text: str, state: ConversationState) -> bool:
     """'That's not what I meant', 'you said that already', and, after a reply, 'I did try
     telling him' or 'I have friends, that's not it'."""
     n = len(_words(text))
-    if state.last_reply and (_TRIED_IT.search(text) or _SELF_FRIENDS.search(text)) and \
-            n <= 30 and not is_question(text):
+    if state.last_reply and (_TRIED_IT.search(text) or _SELF_FRIENDS.search(text)
+                             or cant_do_tips(text)) and n <= 30 and not is_question(text):
         return True
     return bool(_CORRECTION.search(text)) and (
         n <= 20 or (bool(_CORRECTION_START.search(text)) and n <= 60))

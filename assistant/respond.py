@@ -59,6 +59,7 @@ AVOIDED = -5.0  # a sentence scored this low is a misfit for the situation: neve
 # Tip 6 (hire a pro) is for distance that won't shift: below tips that fit as well unless
 # the route or the situation's themes call for it.
 THERAPY_TIP_PENALTY = 0.08
+CITED_LAST = 0.05  # a tip the last reply quoted counts this much less on the next turn
 # Someone worn out, carrying the effort alone or caring for someone: telling the partner
 # honestly (tip 4) and support for themselves (tip 5) first; nothing that asks them to do
 # more for the partner, nor a closer that does.
@@ -481,11 +482,16 @@ class OfflineResponder:
                 return ack
         if has_feeling:
             return ""  # the feeling they named says it better than a generic line
+        from .dialogue import is_question
+
+        generic_ok = not is_question(message) and not state.turns
         order = self._signals
         if route == "therapy":
             order = sorted(self._signals, key=lambda s: s[0] not in ("therapy", "asks_therapy"))
         for _name, pattern, templates in order:
             m = pattern.search(message.lower()) if pattern is not None else None
+            if pattern is None and not generic_ok:
+                continue  # "thank you for telling me" to "so what do I do" reads as a form
             if pattern is None or m:
                 options = [t.replace("{match}", m.group(0).strip()) if m else t
                            for t in templates]
@@ -626,6 +632,8 @@ class OfflineResponder:
                 bonus = max(bonus, weight * (1.0 - 0.25 * rank))
         if state.worn:
             bonus += WORN_LIFT.get(sid, 0.0)
+        if sid in state.last_cited:
+            bonus -= CITED_LAST  # the tip the last reply gave: something new, if as good
         return bonus
 
     # -- a situation (or a question about a topic), from the retrieved passages
