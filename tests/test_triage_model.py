@@ -227,9 +227,10 @@ def test_window_pooling_catches_one_sentence_buried_in_a_long_post(embedder):
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known miss of the third-session model alone: this "
-                   "buried sentence scores 0.41 crisis in its window (the second model 0.97); "
-                   "the rules still route the post crisis (the test above)")
+@pytest.mark.xfail(strict=True, reason="known miss of the fourth-session model alone: this "
+                   "buried sentence scores 0.63 crisis in its window (threshold 0.864; the "
+                   "third model 0.41, the second 0.97); the rules still route the post crisis "
+                   "(the test above)")
 def test_the_model_alone_raises_the_buried_sentences_window():
     model = TriageModel.load()
     parts = windows(_post(BURIED))
@@ -238,9 +239,10 @@ def test_the_model_alone_raises_the_buried_sentences_window():
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(strict=True, reason="known false positive of the third-session model: the "
-                   "first 160+ words of this calm post (a mother's illness, worry, silence) "
-                   "read as crisis as a whole (0.97) though no window does (max 0.01)")
+@pytest.mark.xfail(strict=True, reason="known false positive of the fourth-session model: "
+                   "the first 160+ words of this calm post (a mother's illness, worry, silence) "
+                   "read as crisis as a whole (0.88; the third model 0.97) though no window "
+                   "does (max 0.003)")
 def test_a_long_calm_post_is_not_escalated(embedder):
     model = TriageModel.load()
     calm = model.classify(_post(None), None, embedder.embed_query(_post(None)))
@@ -389,9 +391,9 @@ def full(embedder):
 
 @pytest.mark.slow
 @pytest.mark.xfail(strict=True, reason="issue 8 targets not met yet by rules + the fine-tuned "
-                   "MiniLM (with the abuse gate): on all of model-test crisis recall 0.925, "
-                   "abuse 0.842, harmless escalated 4.5%, accuracy 0.815 (python -m evals "
-                   "triage --set model-test)")
+                   "MiniLM (with the abuse gate): on all of model-test (fourth model, 1260 rows) "
+                   "crisis recall 0.910, abuse 0.841, harmless escalated 3.0%, accuracy 0.819 "
+                   "(python -m evals triage --set model-test)")
 def test_every_layer_meets_the_issue_targets_on_the_written_test_split(full):
     # the classifier's test split (never trained or tuned on), its written rows: the
     # held-out set and the test share of the red-team rounds and written.jsonl
