@@ -25,6 +25,7 @@ from .dialogue import (
 )
 from .respond import (
     _JUST_ONE,
+    _SUPPORT,
     Composed,
     Limits,
     OfflineResponder,
@@ -270,7 +271,7 @@ class ActResponder:
         theme = next((t for t in state.current_themes if t.acknowledge), None)
         want, not_asked = wanted_tips(message)
         if _says_more(message) or push or theme or want:
-            picks = self._fitting_picks(state, sims, limits, want, not_asked)
+            picks = self._fitting_picks(state, sims, limits, want, not_asked, message)
             if picks:
                 head = push or state.fresh(self.a["correction_content"], message)
                 if theme is not None and not push:
@@ -289,17 +290,21 @@ class ActResponder:
                                limits)
 
     def _fitting_picks(self, state: ConversationState, sims: np.ndarray, limits: Limits,
-                       want: str = "", not_asked: str = "") -> list[Pick]:
+                       want: str = "", not_asked: str = "", message: str = "") -> list[Pick]:
         """The best-fitting tip the last reply didn't quote, by what the message says: the
         tip their words ask for first ("I want time for us"), never one they set aside."""
         if want and want != not_asked and limits.ok(want):
             pick = self.offline.section_pick(want, sims, state)
             if pick is not None:
                 return [pick]
+        # the friends tip only when they speak of support: "I want him to notice me" is
+        # about the two of them
+        friends_ok = bool(_SUPPORT.search(" ".join([message, *state.situation_texts])))
         picks = [p for p in (self.offline.section_pick(s, sims, state)
                              for s in self.offline.tips
                              if s not in state.last_cited and limits.ok(s) and s != not_asked
-                             and s != self.offline.therapy_section) if p is not None]
+                             and s != self.offline.therapy_section
+                             and (s != "tip-5" or friends_ok)) if p is not None]
         picks.sort(key=lambda p: (p.section_id in state.cited, -p.score))
         return picks[:1]
 
@@ -314,6 +319,12 @@ class ActResponder:
             if kind == "yes" and asked.get("act_yes"):
                 return self._handlers[asked["act_yes"]](message, state, sims, limits)
             options = [fill(o, state.words) for o in asked.get(kind, [])]
+            if options and kind in ("no", "unsure") and asked.get("smaller"):
+                picks = self._fresh_picks(state, sims, limits, 1, prefer=("tip-2", "tip-1"))
+                head = [state.fresh(options, message), *([self.a["answer_follow"]] if picks
+                                                         else [])]
+                return self._with_tips(head, picks, state, message, limits,
+                                       state.fresh(self.a["answer_close_no"], message))
             if options:
                 return Composed(state.fresh(options, message))
         return self._generic_answer(message, state, sims, limits)

@@ -229,6 +229,9 @@ class ConversationState:
             return False
         if self.constraints & {"has_friends", "partner_has_friends"} and _FRIEND_TALK.search(text):
             return False
+        if any(_NO_FRIENDS.search(t) for t in self.situation_texts) and \
+                re.search(r"\bfriends?\b", text, re.I):
+            return False  # "I have zero friends here": no "a friend you've been meaning to see"
         if "tip-4" in self.rejected and _SAY_TALK.search(text):
             return False
         return not ("no_time" in self.constraints and _TIME_TOGETHER.search(text))
@@ -314,6 +317,9 @@ _THERAPY_OUT = re.compile(
     r"|\bno money for " + _THERAPY_WORD, re.I)
 _THERAPY_TALK = re.compile(r"\b(therap\w*|counsel\w*|session|seeing someone|see someone)\b",
                            re.I)
+_NO_FRIENDS = re.compile(r"\b(?:no|zero|don'?t have (?:any )?|haven'?t (?:got )?(?:any )?|"
+                         r"lost (?:all )?(?:my )?)friends\b|\bno one (?:here|to talk to)\b|"
+                         r"\bdon'?t know anyone\b", re.I)
 _FRIEND_TALK = re.compile(r"\b(friends?|reach out to|one person)\b", re.I)
 # a closer asking them to say or raise it, when saying it is what they already tried
 _SAY_TALK = re.compile(r"\b(say|tell|bring it up|sayable|calm moment)\b", re.I)
@@ -347,6 +353,8 @@ _TRIED_IT = re.compile(
     r"try\b)"
     r"(?! (?:and|to) (?:find|figure|work out|understand)\b)|"
     r"\b(?:i|we)(?:'ve| have)? (?:already )?(?:done|did) (?:that|this|it|those|these)\b|"
+    r"\b(?:i|we)(?:'ve| have)? (?:already |really |honestly |even )+(?:told|asked|explained|"
+    r"talked to|brought (?:it|this) up|said)\b|"
     r"\bwe already (?:do|have|go|spend|make|talk)\b|\bbeen there,? done that\b|"
     r"\b(?:i|we) (?:do|have) that already\b", re.I)
 # ...and it fell flat: "he just shrugged", "nothing changed".
@@ -389,6 +397,9 @@ def tried_tips(text: str) -> list[str]:
     if m is None:
         return []
     rest = text[m.end():]
+    if re.search(r"\b(told|asked|explained|talked|brought|said)\b", m.group(0), re.I) and \
+            not re.search(r"\b(therap\w*|counsel\w*)", rest, re.I):
+        return ["tip-4"]  # "I already told her I feel distant": saying it, tip 4
     # what was tried is the clause right after: "tried telling him how I feel, he shrugged"
     rest = re.split(r"[,.;:!?]|\b(?:but|and|so|because|maybe)\b", rest, maxsplit=1)[0]
     return [sid for sid, rx in _TRIED_TIPS if rx.search(rest)][:1]

@@ -660,3 +660,29 @@ def test_we_is_told_back_as_the_two_of_them():
         "You two used to talk about the kids all the time."
     assert in_second_person("I've been ill and we get along well") == \
         "You've been ill and you two get along well."
+
+
+def test_already_telling_them_counts_as_trying_the_honest_talk():
+    assert tried_tips("i already told her i feel distant, she just said shes busy") == ["tip-4"]
+
+
+def test_not_sure_about_a_step_gets_a_smaller_one_not_a_dead_end(offline_assistant):
+    *_, r = talk(offline_assistant, "my husband plays video games every night",
+                 "thats not what i meant, i want him to actually notice me", "idk")
+    assert r.act == "answer"
+    assert [c for c in r.citations if c.section_id.startswith("tip-")]
+    assert "tip-5" not in {c.section_id for c in r.citations}
+
+
+def test_the_betrayed_partner_is_not_asked_to_own_their_part(offline_assistant):
+    for reply in talk(offline_assistant,
+                      "she cheated last year and we're trying to rebuild but it feels fake",
+                      "he won't go to therapy, says we should just move on"):
+        assert "Owning up to your role" not in reply.text
+        assert "making an apology" not in reply.text
+
+
+def test_no_friend_closer_for_someone_with_no_friends(offline_assistant):
+    r = offline_assistant.respond(
+        "i have zero friends here since we moved and my wife works all the time", [])
+    assert not re.search(r"\bfriend\b[^.]*\?", r.text.split("\n")[-1])
