@@ -245,8 +245,11 @@ class ActResponder:
         paras = [*head, *(self.offline.tip_line(p) for p in picks)]
         if picks:
             paras += self._therapy_extra(picks[0], state, limits)
-        paras.append(close or self.offline.closer(picks[-1] if picks else None, state, message,
-                                                  len(picks)))
+        last = picks[-1] if picks else None
+        if last is not None and len(picks) > 1 and \
+                last.section_id == self.offline.therapy_section and not state.directory_shown:
+            last = picks[-2]  # no directory yet: don't ask about a first session
+        paras.append(close or self.offline.closer(last, state, message, len(picks)))
         return Composed(join(paras), self.offline.citations(picks))
 
     def more(self, message: str, state: ConversationState, sims: np.ndarray,
@@ -299,7 +302,7 @@ class ActResponder:
                 return [pick]
         # the friends tip only when they speak of support: "I want him to notice me" is
         # about the two of them
-        friends_ok = bool(_SUPPORT.search(" ".join([message, *state.situation_texts])))
+        friends_ok = bool(_SUPPORT.search(message))
         picks = [p for p in (self.offline.section_pick(s, sims, state)
                              for s in self.offline.tips
                              if s not in state.last_cited and limits.ok(s) and s != not_asked
@@ -446,6 +449,8 @@ class ActResponder:
         if alone:
             paras.append(self.a["objection_alone" if partner else "objection_without"])
             paras += [self.offline.tip_line(p) for p in alone]
+        if partner:
+            paras.append(self.a["objection_individual"])
         if state.directory_shown and partner:
             paras.append(self.r["therapy"]["pointer"])
         paras.append(state.fresh(self.a["objection_close"], message))

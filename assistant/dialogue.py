@@ -427,7 +427,8 @@ _RULED_OUT = re.compile(
     r"not happening|a no(?:-go)?|never going to happen|impossible)\b|\bnot an option\b|"
     r"\bwon'?t happen\b|\bno way\b", re.I)
 _WORN = re.compile(
-    r"\b(exhausted|worn (?:out|down)|wiped out|drained|running on empty|burn(?:ed|t) out|"
+    r"\b(exhausted|worn (?:out|down)|wiped out|drained|running on empty|burn(?:ed|t) out|wrecked|"
+    r"knackered|shattered|running on fumes|dead on (?:my|our) feet|"
     r"so tired|tired all the time|(?:i'?m|i am) (?:his|her|their) (?:full[- ]time )?(?:carer|"
     r"nurse)|(?:caring|care) for (?:him|her|them|my (?:husband|wife|partner|boyfriend|"
     r"girlfriend))|(?:the )?only one (?:trying|who tries|making|putting))\b",
@@ -637,7 +638,9 @@ _TIDY = {"tv": "TV", "lonley": "lonely", "lonly": "lonely", "realy": "really", "
          "doesnt": "doesn't", "didnt": "didn't", "cant": "can't", "wont": "won't",
          "isnt": "isn't", "wasnt": "wasn't", "hes": "he's", "shes": "she's", "thats": "that's",
          "theyre": "they're", "alot": "a lot", "becuase": "because", "beacuse": "because",
-         "untill": "until", "recieve": "receive", "definately": "definitely", "u": "you",
+         "untill": "until", "theres": "there's", "whats": "what's",
+         "youre": "you're", "wouldnt": "wouldn't", "couldnt": "couldn't", "havent": "haven't",
+         "recieve": "receive", "definately": "definitely", "u": "you",
          "ur": "your", "bc": "because", "cuz": "because", "coz": "because", "tho": "though",
          "thru": "through", "pls": "please", "wanna": "want to", "gonna": "going to",
          "kinda": "kind of", "anymroe": "anymore", "somtimes": "sometimes",
@@ -1163,6 +1166,7 @@ __all__ = [
     "Embeds",
     "Theme",
     "build_state",
+    "cant_do_tips",
     "clarified_tip",
     "fill",
     "is_bare_reply",

@@ -441,7 +441,10 @@ class OfflineResponder:
         if push:
             return " ".join(x for x in (push, feeling) if x)
         ack = self._situation_ack(message, route, state, bool(feeling))
-        return " ".join(x for x in (ack, feeling, self.detail(message, state)) if x)
+        detail = self.detail(message, state)
+        if ack and detail:
+            feeling = ""  # two sentences of comfort are enough; the concrete one stays
+        return " ".join(x for x in (ack, feeling, detail) if x)
 
     def detail(self, message: str, state: ConversationState) -> str:
         """A sentence reflecting one concrete detail they gave (a son, going to bed alone,
@@ -724,7 +727,8 @@ class OfflineResponder:
             if p.section_id.startswith("tip-"):
                 paras.append(self.tip_line(p))
             else:  # the introduction or conclusion is not a tip
-                paras.append(self.replies["tips"]["context"].format(
+                led_in = paras[-1].rstrip().endswith(":")
+                paras.append(self.replies["tips"]["context_bare" if led_in else "context"].format(
                     quote="\" … \"".join(p.quotes()), label=section_label(p.section_id)))
         therapy = self._therapy_paras(route, sims, state, limits, picks, message)
         paras += therapy.paras
@@ -1063,6 +1067,14 @@ class OfflineResponder:
         """Tip 6's own case on a therapy turn, and the directory (once) or a pointer."""
         first = chosen[0].section_id if chosen else None
         out = _Therapy()
+        if route == "therapy" and state.current_themes and \
+                not self.calls_for_therapy(message, route, state):
+            # a life stage (a new baby, grief, a move) told without asking for help or
+            # anything entrenched: the tips for it, and only an offer of directories
+            if limits.therapy_note:
+                out.paras.append(self.replies["therapy"]["offer"])
+                out.offered = True
+            return out
         if route == "therapy" and self.therapy_section and limits.ok(self.therapy_section):
             out.pick = self.therapy_pick(sims, state)
             if out.pick:

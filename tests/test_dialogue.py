@@ -686,3 +686,23 @@ def test_no_friend_closer_for_someone_with_no_friends(offline_assistant):
     r = offline_assistant.respond(
         "i have zero friends here since we moved and my wife works all the time", [])
     assert not re.search(r"\bfriend\b[^.]*\?", r.text.split("\n")[-1])
+
+
+def test_crying_most_days_gets_a_gentle_word_about_a_doctor(offline_assistant):
+    r = offline_assistant.respond(
+        "we had our first baby 4 months ago and we havent talked since. im so tired, i cry "
+        "most days and he feels like a stranger", [])
+    assert re.search(r"\b(doctor|midwife|health visitor)\b", own_words(r.text))
+
+
+def test_a_refusal_of_couples_therapy_mentions_going_alone(offline_assistant):
+    *_, r = talk(offline_assistant, "we barely talk anymore",
+                 "he won't go to therapy, he says its a waste of money")
+    assert r.act == "objection"
+    assert re.search(r"therapist on your own", own_words(r.text))
+
+
+def test_working_from_home_together_is_its_own_theme():
+    assert [t.name for t in themes_in(
+        "we both work from home so we're together 24/7 but it's like we're coworkers")] == \
+        ["always_together"]

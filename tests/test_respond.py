@@ -470,3 +470,18 @@ def test_a_detail_line_never_misreads_a_child_who_left(offline_assistant):
             assert "to think about as well" not in first
         else:
             assert "your son" in first
+
+
+def test_a_life_stage_on_the_therapy_route_gets_its_tips_and_only_an_offer(offline_assistant):
+    # a new baby told without asking for help or anything entrenched: the triage may say
+    # therapy, but "despite your best efforts" and the directory are too much too soon
+    c = compose(offline_assistant, "we had a baby four months ago and we havent had a real "
+                "conversation since", route="therapy",
+                limits=Limits(therapy_note="**Finding a couples therapist**"))
+    assert "tip-6" not in {x.section_id for x in c.citations}
+    assert "Finding a couples therapist" not in c.text
+    assert "directories of couples therapists" in c.text
+    c = compose(offline_assistant, "we had a baby and for years before that nothing changes, "
+                "should we try counselling?", route="therapy",
+                limits=Limits(therapy_note="**Finding a couples therapist**"))
+    assert "tip-6" in {x.section_id for x in c.citations}
