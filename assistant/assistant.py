@@ -352,7 +352,11 @@ class Assistant:
         # the dense search (a second embedding would double the turn's cost).
         query = self.bank.followup(text, hist).query
         if act == "article_topic":
-            query, embedding = topic_of(text), self._topic_vector(embedding)
+            # "what does it say about doing new things together": the subject's own
+            # embedding (a second, short one: the framing words pull toward the intro)
+            query = topic_of(text)
+            embedding = self.embedder.embed_query(query) if query != text else \
+                self._topic_vector(embedding)
         k = max(self.settings.top_k, OFFLINE_K)
         passages = self.retriever.retrieve(query, k=k, embedding=embedding)
         timings["retrieve"] += _ms(t)

@@ -60,6 +60,8 @@ AVOIDED = -5.0  # a sentence scored this low is a misfit for the situation: neve
 # the route or the situation's themes call for it.
 THERAPY_TIP_PENALTY = 0.08
 CITED_LAST = 0.05  # a tip the last reply quoted counts this much less on the next turn
+TOPIC_MARGIN = 0.03  # "what does it say about X": a second tip only this close to the first
+SENTENCE_LEAD = 0.10  # a subject's sentence this much closer overrides the search's first
 # Someone worn out, carrying the effort alone or caring for someone: telling the partner
 # honestly (tip 4) and support for themselves (tip 5) first; nothing that asks them to do
 # more for the partner, nor a closer that does.
@@ -915,8 +917,8 @@ class OfflineResponder:
         r = self.replies
         chosen = self.choose(passages, sims, state, limits, route, by_rank=topic,
                              message=message)
-        head = state.fresh(r["acts"]["topic_lead"], message) if topic else \
-            self.acknowledge(message, route, state)
+        head = state.fresh(r["acts"]["topic_lead"], message) if topic and chosen else \
+            "" if topic else self.acknowledge(message, route, state)
         theme = next((t for t in state.current_themes if t.coverage), None)
         coverage = self.coverage_line(theme, state, message) if theme else ""
         context, context_cites = self._context(passages, sims, state, topic)
@@ -946,7 +948,9 @@ class OfflineResponder:
     def _context(self, passages: Sequence[Any], sims: np.ndarray, state: ConversationState,
                  topic: bool) -> tuple[str, list[Citation]]:
         """The introduction's words, when the person describes the drift it describes."""
-        intro = [i for p in passages[:2] if p.chunk.section_id == "intro"
+        # a question about a subject: the introduction only when the search puts it first
+        reach = passages[:1] if topic else passages[:2]
+        intro = [i for p in reach if p.chunk.section_id == "intro"
                  for i in self.bank.within(p.chunk)]
         if not intro or state.turns and not topic:
             return "", []
@@ -968,8 +972,18 @@ class OfflineResponder:
         picks = self._candidates(passages, sims, state, limits, route)
         rank = {sid: n for n, sid in enumerate(dict.fromkeys(p.chunk.section_id
                                                              for p in passages))}
+        search_lead = next(iter(rank), None)
         if by_rank and picks:
             lead = min(picks, key=lambda p: rank.get(p.section_id, 99))
+            # ...unless one section's own sentence answers the subject far better ("making
+            # him coffee": tip 2's coffee, though the search ranks time together first)
+            def closest(p: Pick) -> float:
+                return max(float(sims[i]) for i in self.bank.in_section(p.section_id))
+
+            best = max(picks, key=closest)
+            if closest(best) >= closest(lead) + SENTENCE_LEAD:
+                lead = best
+                rank = {best.section_id: -1, **rank}
             picks = [lead] + [p for p in picks if p is not lead]
             lead.score = max(p.score for p in picks)
         # Therapy adds its own block; "give me one thing" gets one.
@@ -983,6 +997,11 @@ class OfflineResponder:
         if len(chosen) == 3 and chosen[2].score < chosen[0].score - TIP_MARGIN / 2:
             chosen = chosen[:2]
         if by_rank:  # they named what they want to hear about: no filter of ours applies
+            if route == "therapy" and search_lead == self.therapy_section:
+                return []  # "what does it say about counselling": the therapy block says it
+            # the subject's own section, and another only when it fits about as well
+            chosen = [p for n, p in enumerate(chosen)
+                      if n == 0 or p.score >= chosen[0].score - TOPIC_MARGIN]
             return self._keep_theme_lead(chosen, picks, state, limit)[:limit]
         fitting = [p for p in chosen if self._fits(p, state, message, 0)]
         if not fitting:  # nothing else fits: the best of the rest, never tip 5 by default
