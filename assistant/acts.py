@@ -202,7 +202,9 @@ class ActResponder:
             if pick is None:
                 continue
             title = short_title(pick.title)
-            lead = self.r["tips"]["more"].format(title=title) if sid in state.cited else \
+            label = section_label(sid)
+            lead = self.r["tips"]["more"].format(title=title, Label=label[:1].upper() + label[1:]) \
+                if sid in state.cited else \
                 state.fresh(self.a["tip_lead"], message).format(title=title,
                                                                  label=section_label(sid))
             quotes = "\" … \"".join(pick.quotes())
@@ -273,6 +275,8 @@ class ActResponder:
                                   "tried_flat", "self_friends", "cant") else ""
         theme = next((t for t in state.current_themes if t.acknowledge), None)
         want, not_asked = wanted_tips(message)
+        if not want and state.wants_to_receive and "tip-4" not in state.rejected:
+            want = "tip-4"  # "I just want him to notice me": saying what they need
         if _says_more(message) or push or theme or want:
             picks = self._fitting_picks(state, sims, limits, want, not_asked, message)
             if picks:

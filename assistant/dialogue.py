@@ -80,7 +80,14 @@ class Theme:
     def found_in(self, text: str) -> bool:
         """True when the message speaks of this theme, once its look-alikes are masked."""
         masked = self.exclude.sub(" ", text) if self.exclude else text
-        return bool(self.pattern.search(masked))
+        # "we're not fighting or anything": a theme named only to say it isn't so
+        return any(not _NEGATED_BEFORE.search(masked[max(0, m.start() - 30): m.start()])
+                   for m in self.pattern.finditer(masked))
+
+
+_NEGATED_BEFORE = re.compile(
+    r"\b(?:not|never|no|isn'?t|aren'?t|wasn'?t|weren'?t|don'?t|doesn'?t|didn'?t|without|nor)"
+    r"(?:\s+(?:really|even|actually|always|constantly|that|have|has|got))?\s+$", re.I)
 
 
 @cache
@@ -210,6 +217,11 @@ class ConversationState:
             _WORN.search(t) for t in self.situation_texts)
 
     @property
+    def wants_to_receive(self) -> bool:
+        """They want to be noticed, thanked, told ("I just want him to SAY it")."""
+        return any(WANTS_TO_RECEIVE.search(t) for t in self.situation_texts)
+
+    @property
     def words(self) -> dict[str, str]:
         """Placeholders for written replies: {partner}, {they}, {them}, {their}."""
         return {"partner": f"your {self.partner}", "Partner": f"Your {self.partner}",
@@ -234,6 +246,8 @@ class ConversationState:
             return False  # "I have zero friends here": no "a friend you've been meaning to see"
         if "tip-4" in self.rejected and _SAY_TALK.search(text):
             return False
+        if self.wants_to_receive and _GIVING.search(text):
+            return False  # they asked to be noticed: no "what could you do for them"
         return not ("no_time" in self.constraints and _TIME_TOGETHER.search(text))
 
     def used(self, text: str) -> bool:
@@ -320,6 +334,14 @@ _THERAPY_TALK = re.compile(r"\b(therap\w*|counsel\w*|session|seeing someone|see 
 _NO_FRIENDS = re.compile(r"\b(?:no|zero|don'?t have (?:any )?|haven'?t (?:got )?(?:any )?|"
                          r"lost (?:all )?(?:my )?)friends\b|\bno one (?:here|to talk to)\b|"
                          r"\bdon'?t know anyone\b", re.I)
+# "I just want him to notice me": they want to receive, not to do more
+WANTS_TO_RECEIVE = re.compile(
+    r"\b(?:i|i just|i only|i really)\s+(?:want|need|wish|wanted|needed|wished)\s+(?:him|her|them|"
+    r"my \w+)\s+to\s+(?:actually\s+|just\s+)?(?:notice|see|say|tell|show|hug|touch|appreciate|"
+    r"ask|listen|hear|look at|acknowledge|make time|put (?:me|us) first|want me|care|thank)\b|"
+    r"\b(?:he|she|they)\s+(?:never|doesn'?t|don'?t|won'?t|hardly ever)\s+(?:notices?|sees?|says?|"
+    r"tells? me|shows?|appreciates?|asks?|thanks? me|says? thank you)\b", re.I)
+_GIVING = re.compile(r"\b(do for|would love|feel loved|gestures?)\b", re.I)
 _FRIEND_TALK = re.compile(r"\b(friends?|reach out to|one person)\b", re.I)
 # a closer asking them to say or raise it, when saying it is what they already tried
 _SAY_TALK = re.compile(r"\b(say|tell|bring it up|sayable|calm moment)\b", re.I)
@@ -428,7 +450,8 @@ _RULED_OUT = re.compile(
     r"\bwon'?t happen\b|\bno way\b", re.I)
 _WORN = re.compile(
     r"\b(exhausted|worn (?:out|down)|wiped out|drained|running on empty|burn(?:ed|t) out|wrecked|"
-    r"knackered|shattered|running on fumes|dead on (?:my|our) feet|"
+    r"knackered|shattered|running on fumes|dead on (?:my|our) feet|can'?t stop crying|"
+    r"crying (?:every|all|most)|tired of it all|so lonely|completely alone|"
     r"so tired|tired all the time|(?:i'?m|i am) (?:his|her|their) (?:full[- ]time )?(?:carer|"
     r"nurse)|(?:caring|care) for (?:him|her|them|my (?:husband|wife|partner|boyfriend|"
     r"girlfriend))|(?:the )?only one (?:trying|who tries|making|putting))\b",
@@ -950,6 +973,17 @@ _YES_NO_ISH = re.compile(
     r"never|sometimes|honestly)\b[\s,.!?]*(\w+[\s,.!?]*){0,3}$", re.I)
 
 
+def greeting_back(text: str) -> str:
+    """'Hi.' or 'Good morning.' when a message opens with a greeting, else ''."""
+    m = _GREETING.match(text.strip())
+    if m is None:
+        return ""
+    said = m.group(0).lower()
+    if said.startswith("good "):
+        return said.capitalize() + "."
+    return "Hi." if said[:1] in "hy" else "Hello."
+
+
 def is_question(text: str) -> bool:
     """A message that asks something itself ("what would I even say to her")."""
     t = text.strip()
@@ -1160,6 +1194,7 @@ def tip_reference(text: str, state: ConversationState, tips: Sequence[str]) -> l
 
 __all__ = [
     "ACTS",
+    "WANTS_TO_RECEIVE",
     "WRITTEN_ACTS",
     "ActDetector",
     "ConversationState",
@@ -1169,6 +1204,7 @@ __all__ = [
     "cant_do_tips",
     "clarified_tip",
     "fill",
+    "greeting_back",
     "is_bare_reply",
     "is_other_language",
     "is_question",

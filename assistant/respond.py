@@ -60,6 +60,8 @@ AVOIDED = -5.0  # a sentence scored this low is a misfit for the situation: neve
 # the route or the situation's themes call for it.
 THERAPY_TIP_PENALTY = 0.08
 CITED_LAST = 0.05  # a tip the last reply quoted counts this much less on the next turn
+# "I just want him to notice me": telling them what they need, not another gesture for them
+RECEIVE_LIFT = {"tip-4": 0.06, "tip-2": -0.06}
 TOPIC_MARGIN = 0.03  # "what does it say about X": a second tip only this close to the first
 SENTENCE_LEAD = 0.10  # a subject's sentence this much closer overrides the search's first
 # Someone worn out, carrying the effort alone or caring for someone: telling the partner
@@ -442,11 +444,14 @@ class OfflineResponder:
         push = self.pushback_line(message, state)
         if push:
             return " ".join(x for x in (push, feeling) if x)
+        from .dialogue import greeting_back
+
         ack = self._situation_ack(message, route, state, bool(feeling))
         detail = self.detail(message, state)
         if ack and detail:
             feeling = ""  # two sentences of comfort are enough; the concrete one stays
-        return " ".join(x for x in (ack, feeling, detail) if x)
+        hello = greeting_back(message) if not state.turns else ""  # "hi!! so..." gets a hi
+        return " ".join(x for x in (hello, ack, feeling, detail) if x)
 
     def detail(self, message: str, state: ConversationState) -> str:
         """A sentence reflecting one concrete detail they gave (a son, going to bed alone,
@@ -639,6 +644,8 @@ class OfflineResponder:
             bonus += WORN_LIFT.get(sid, 0.0)
         if sid in state.last_cited:
             bonus -= CITED_LAST  # the tip the last reply gave: something new, if as good
+        if state.wants_to_receive:
+            bonus += RECEIVE_LIFT.get(sid, 0.0)
         return bonus
 
     # -- a situation (or a question about a topic), from the retrieved passages

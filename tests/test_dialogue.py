@@ -706,3 +706,30 @@ def test_working_from_home_together_is_its_own_theme():
     assert [t.name for t in themes_in(
         "we both work from home so we're together 24/7 but it's like we're coworkers")] == \
         ["always_together"]
+
+
+def test_a_theme_named_only_to_deny_it_is_not_the_situation():
+    assert themes_in("we're not fighting or anything, things are just kind of flat") == []
+    assert [t.name for t in themes_in("not sleeping since the baby came")] == ["new_baby"]
+    assert themes_in("how do i tell him without it turning into a fight") == []
+
+
+def test_a_greeting_in_a_first_message_is_returned(offline_assistant):
+    r = offline_assistant.respond("Good morning. my husband retired and we talk less now", [])
+    assert r.text.startswith("Good morning.")
+    r = offline_assistant.respond("my husband retired and we talk less now", [])
+    assert not r.text.startswith(("Hi", "Hello", "Good"))
+
+
+def test_wanting_to_be_noticed_is_not_answered_with_more_to_do_for_them(offline_assistant):
+    *_, r = talk(offline_assistant, "my bf plays video games til 3am and i go to bed alone",
+                 "thats not what i meant, i just want him to notice me")
+    assert r.act == "correction"
+    assert "tip-4" in {c.section_id for c in r.citations}
+    assert not re.search(r"\b(do for|would love|gesture)\b", r.text.split("\n")[-1])
+
+
+def test_is_that_bad_gets_an_honest_answer_first(offline_assistant):
+    r = offline_assistant.respond("most evenings we sit in separate rooms on our laptops. is "
+                                  "that bad or are we fine?", [])
+    assert re.search(r"no right amount", own_words(r.text))
