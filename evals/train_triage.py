@@ -620,6 +620,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     kinds = HEADS if args.compare else (args.head,)
     tune = {**TUNE, **{k: v for k, v in (("top_layers", args.top_layers),
                                           ("epochs", args.epochs)) if v is not None}}
+    if not 0 < tune["top_layers"] < 6:
+        # the bottom layers are shared with the query embedding: at least one stays frozen
+        ap.error("--top-layers must be 1 to 5 (MiniLM-L6's bottom layer is shared)")
     report = []
     if any(k != "tuned" for k in kinds):
         embedder = load_embedder(Settings())
