@@ -471,7 +471,9 @@ _CLARIFY_TIPS = (
     ("tip-6", re.compile(r"\b(therap\w*|counsel\w*|a pro\b|professional)", re.I)),
     ("tip-2", re.compile(r"\b(coffee|notes?|massage|gestures?|little things|do more for)\b",
                          re.I)),
-    ("tip-3", re.compile(r"\b(date nights?|quality time|time (?:together|for us|for each "
+    ("tip-3", re.compile(r"\b(date nights?|quality time|(?:one|a) night a week|nights? "
+                         r"(?:together|with me)|evenings? (?:together|with me)|"
+                         r"time (?:together|for us|for each "
                          r"other|with (?:him|her|them|each other))|make time|do things together|"
                          r"walk|class)\b", re.I)),
     ("tip-4", re.compile(r"\b(talk|tell|say|bring (?:it )?up|honest)\b", re.I)),
@@ -495,10 +497,13 @@ def named_tip(text: str) -> str:
 def wanted_tips(text: str) -> tuple[str, str]:
     """(the tip a correction asks for, the tip it says it didn't ask about), "" if none."""
     not_asked = _NOT_ASKING.search(text)
-    rest = text[not_asked.end():] if not_asked else text
+    # what they didn't ask for stops where what they do want begins ("... i just want")
+    refused = re.split(r"\bi\s+(?:just |only |really )?(?:want|need|meant|mean)\b",
+                       not_asked.group("rest"), maxsplit=1)[0] if not_asked else ""
+    rest = text[not_asked.start("rest") + len(refused):] if not_asked else text
     want = next((t for t in (named_tip(m.group("rest")) for m in _WANTED.finditer(rest)) if t),
                 "")
-    return want, named_tip(not_asked.group("rest")) if not_asked else ""
+    return want, named_tip(refused)
 
 
 def clarified_tip(text: str, last_tips: Sequence[str]) -> str:
@@ -981,7 +986,7 @@ def greeting_back(text: str) -> str:
     said = m.group(0).lower()
     if said.startswith("good "):
         return said.capitalize() + "."
-    return "Hi." if said[:1] in "hy" else "Hello."
+    return "Hi, and thanks for writing." if said[:1] in "hy" else "Hello, and thanks for writing."
 
 
 def is_question(text: str) -> bool:

@@ -17,6 +17,7 @@ from assistant.dialogue import (
     tip_reference,
     topic_of,
     tried_tips,
+    wanted_tips,
 )
 from assistant.safety import safety_reply
 from tests.answer_helpers import offline_assistant_fixture  # noqa: F401 - a fixture
@@ -733,3 +734,10 @@ def test_is_that_bad_gets_an_honest_answer_first(offline_assistant):
     r = offline_assistant.respond("most evenings we sit in separate rooms on our laptops. is "
                                   "that bad or are we fine?", [])
     assert re.search(r"no right amount", own_words(r.text))
+
+
+def test_what_they_do_want_after_what_they_dont_is_read_as_the_want():
+    assert wanted_tips("i dont want him to stop gaming i just want like one night a week "
+                       "with me") == ("tip-3", "")
+    assert wanted_tips("i'm not asking how to talk to him, i want to know how to make time "
+                       "for us") == ("tip-3", "tip-4")
