@@ -485,6 +485,7 @@ _CLARIFY_TIPS = (
 _WANTED = re.compile(r"\b(?:i (?:just )?(?:want|wanted|need|meant|mean|was asking|am asking)|"
                      r"i'?m (?:asking|looking for|after)|i'?d like)\b(?P<rest>[^.!?]*)", re.I)
 _NOT_ASKING = re.compile(r"\b(?:(?:i'?m not|i am not|i wasn'?t|not) (?:asking|looking for|after)|"
+                         r"(?:i'?m|im|i am) not the one (?:who|that) (?:needs?|has) to|"
                          r"i (?:don'?t|do not) (?:need|want) (?:help|advice|tips)?(?: with| on)?)"
                          r"\b(?P<rest>[^.!?,;]*)", re.I)
 
@@ -986,7 +987,7 @@ def greeting_back(text: str) -> str:
     said = m.group(0).lower()
     if said.startswith("good "):
         return said.capitalize() + "."
-    return "Hi, and thanks for writing." if said[:1] in "hy" else "Hello, and thanks for writing."
+    return "Hi there." if said[:1] in "hy" else "Hello."
 
 
 def is_question(text: str) -> bool:

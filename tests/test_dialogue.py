@@ -741,3 +741,10 @@ def test_what_they_do_want_after_what_they_dont_is_read_as_the_want():
                        "with me") == ("tip-3", "")
     assert wanted_tips("i'm not asking how to talk to him, i want to know how to make time "
                        "for us") == ("tip-3", "tip-4")
+
+
+def test_refusing_to_look_at_themselves_rules_out_tip_one():
+    assert wanted_tips("that's not what i meant. im not the one who needs to look at myself "
+                       "here, i want to know how to trust him again") == ("", "tip-1")
+    assert [t.name for t in themes_in("my partner works fly in fly out, 2 weeks on 1 off")] == \
+        ["distance"]
