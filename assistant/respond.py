@@ -942,8 +942,8 @@ class OfflineResponder:
         # the closer follows the therapy quote, unless only the offer of directories came
         # with it: then "what you'd want from a first session" presumes too much
         first = therapy.pick or (chosen[-1] if chosen else None)
-        if therapy.offered and therapy.pick:
-            first = None  # tip 6's words, then only an offer: a closer that presumes neither
+        if therapy.offered:
+            first = None  # an offer of directories last: a closer that refers to neither
         if first is not None and first.section_id == self.therapy_section and \
                 not (therapy.note_used or state.directory_shown) and len(chosen) > 1:
             first = chosen[-2]  # no directory here: don't ask about a first session
