@@ -205,8 +205,7 @@ class ActResponder:
             label = section_label(sid)
             lead = self.r["tips"]["more"].format(title=title, Label=label[:1].upper() + label[1:]) \
                 if sid in state.cited else \
-                state.fresh(self.a["tip_lead"], message).format(title=title,
-                                                                 label=section_label(sid))
+                state.fresh(self.a["tip_lead"], message).format(title=title, label=label)
             quotes = "\" … \"".join(pick.quotes())
             paras += [lead, f"\"{quotes}\" *({section_label(sid)})*"]
             picks.append(pick)
@@ -247,11 +246,8 @@ class ActResponder:
         paras = [*head, *(self.offline.tip_line(p) for p in picks)]
         if picks:
             paras += self._therapy_extra(picks[0], state, limits)
-        last = picks[-1] if picks else None
-        if last is not None and len(picks) > 1 and \
-                last.section_id == self.offline.therapy_section and not state.directory_shown:
-            last = picks[-2]  # no directory yet: don't ask about a first session
-        paras.append(close or self.offline.closer(last, state, message, len(picks)))
+        paras.append(close or self.offline.closer(self.offline.closing_pick(picks, state),
+                                                  state, message, len(picks)))
         return Composed(join(paras), self.offline.citations(picks))
 
     def more(self, message: str, state: ConversationState, sims: np.ndarray,

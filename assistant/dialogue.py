@@ -202,7 +202,8 @@ class ConversationState:
     turns: int = 0  # earlier user turns
     # What the person ruled out, for the rest of the conversation: sections not to offer
     # again, sentences not to quote again, and what their life leaves no room for
-    # ("therapy_out", "no_time", "partner_has_friends").
+    # ("therapy_out", "no_time", "partner_has_friends", "has_friends", "no_friends"), and what
+    # they want from the partner ("wants_to_receive": to be noticed, not to do more).
     rejected: set[str] = field(default_factory=set)
     avoid_phrases: tuple[str, ...] = ()
     constraints: set[str] = field(default_factory=set)
@@ -219,7 +220,7 @@ class ConversationState:
     @property
     def wants_to_receive(self) -> bool:
         """They want to be noticed, thanked, told ("I just want him to SAY it")."""
-        return any(WANTS_TO_RECEIVE.search(t) for t in self.situation_texts)
+        return "wants_to_receive" in self.constraints
 
     @property
     def words(self) -> dict[str, str]:
@@ -241,8 +242,7 @@ class ConversationState:
             return False
         if self.constraints & {"has_friends", "partner_has_friends"} and _FRIEND_TALK.search(text):
             return False
-        if any(_NO_FRIENDS.search(t) for t in self.situation_texts) and \
-                re.search(r"\bfriends?\b", text, re.I):
+        if "no_friends" in self.constraints and re.search(r"\bfriends?\b", text, re.I):
             return False  # "I have zero friends here": no "a friend you've been meaning to see"
         if "tip-4" in self.rejected and _SAY_TALK.search(text):
             return False
@@ -408,7 +408,7 @@ def cant_do_tips(text: str) -> list[str]:
         return []
     window = text[max(0, m.start() - 30): m.end() + 30]
     # things to do together or for each other; talking is never "ruled out" this way
-    return [sid for sid, rx in _TRIED_TIPS if sid in ("tip-2", "tip-3", "tip-5")
+    return [sid for sid, rx in _CLARIFY_TIPS if sid in ("tip-2", "tip-3", "tip-5")
             and rx.search(window)][:1]
 
 
@@ -424,24 +424,7 @@ def tried_tips(text: str) -> list[str]:
         return ["tip-4"]  # "I already told her I feel distant": saying it, tip 4
     # what was tried is the clause right after: "tried telling him how I feel, he shrugged"
     rest = re.split(r"[,.;:!?]|\b(?:but|and|so|because|maybe)\b", rest, maxsplit=1)[0]
-    return [sid for sid, rx in _TRIED_TIPS if rx.search(rest)][:1]
-
-
-# What was tried, by tip: the words people use for doing it.
-_TRIED_TIPS = (
-    ("tip-6", re.compile(r"\b(therap\w*|counsel\w*|a pro\b|professional)", re.I)),
-    ("tip-5", re.compile(r"\b(friends?|going out|seeing people|hobb\w*)\b", re.I)),
-    ("tip-3", re.compile(r"\b(date nights?|dates?|quality time|time together|trips?|walks?|"
-                         r"cook\w*|dinners?|weekends? away|classes|doing things together)\b",
-                         re.I)),
-    ("tip-2", re.compile(r"\b(gestures?|notes?|coffee|massages?|little things|gifts?|"
-                         r"flowers|surpris\w*)\b", re.I)),
-    ("tip-4", re.compile(r"\b(talk\w*|tell\w*|told|say\w*|said|open(?:ing)? up|bring\w* it up|"
-                         r"brought it up|honest\w*|how i feel|explain\w*|conversations?)\b",
-                         re.I)),
-    ("tip-1", re.compile(r"\b(apologi\w*|sorry|my part|working on myself|therapy for me|"
-                         r"going first|first move)\b", re.I)),
-)
+    return [sid for sid, rx in _CLARIFY_TIPS if rx.search(rest)][:1]
 
 
 _RULED_OUT = re.compile(
@@ -462,21 +445,27 @@ YOURE_SAYING = re.compile(
     r"are you|is (?:the article|it)|the article(?:'s| is)|so it'?s) (?:basically |just |really )?"
     r"(?:saying|telling me|suggesting|implying)\b(?! (?:the same|that (?:again|already)|it again|"
     r"this again))", re.I)
-# Which tip a "so you're saying" message reads back, by its words.
+# Which tip some words name, for a "so you're saying" message, what a correction wants,
+# and what they tried or can't do: the words people use for each tip, tried in this order.
 _CLARIFY_TIPS = (
     ("tip-5", re.compile(r"\b(rely|depend\w*|lean(?:ing)? on|friends?|support|community|"
-                         r"needy|too much (?:of|on|from))\b", re.I)),
-    ("tip-1", re.compile(r"\b(my fault|blame|go first|first move|myself|my part|"
-                         r"it'?s (?:on )?me|i'?m the problem|i caused)\b", re.I)),
-    ("tip-6", re.compile(r"\b(therap\w*|counsel\w*|a pro\b|professional)", re.I)),
-    ("tip-2", re.compile(r"\b(coffee|notes?|massage|gestures?|little things|do more for)\b",
+                         r"needy|too much (?:of|on|from)|going out|seeing people|hobb\w*)\b",
                          re.I)),
-    ("tip-3", re.compile(r"\b(date nights?|quality time|(?:one|a) night a week|nights? "
+    ("tip-1", re.compile(r"\b(my fault|blame|go(?:ing)? first|first move|myself|my part|"
+                         r"it'?s (?:on )?me|i'?m the problem|i caused|apologi\w*|sorry)\b",
+                         re.I)),
+    ("tip-6", re.compile(r"\b(therap\w*|counsel\w*|a pro\b|professional)", re.I)),
+    ("tip-2", re.compile(r"\b(coffee|notes?|massages?|gestures?|little things|do more for|"
+                         r"gifts?|flowers|surpris\w*)\b", re.I)),
+    ("tip-3", re.compile(r"\b(date nights?|dates?|quality time|(?:one|a) night a week|nights? "
                          r"(?:together|with me)|evenings? (?:together|with me)|"
                          r"time (?:together|for us|for each "
-                         r"other|with (?:him|her|them|each other))|make time|do things together|"
-                         r"walk|class)\b", re.I)),
-    ("tip-4", re.compile(r"\b(talk|tell|say|bring (?:it )?up|honest)\b", re.I)),
+                         r"other|with (?:him|her|them|each other))|make time|do(?:ing)? things "
+                         r"together|walks?|class(?:es)?|trips?|cook\w*|dinners?|weekends? away)\b",
+                         re.I)),
+    ("tip-4", re.compile(r"\b(talk\w*|tell\w*|told|say\w*|said|bring\w* (?:it )?up|brought it up|"
+                         r"honest\w*|open(?:ing)? up|how i feel|explain\w*|conversations?)\b",
+                         re.I)),
 )
 
 
@@ -533,6 +522,10 @@ _NOT_THE_ISSUE = re.compile(r"\bnot (?:the|an|my|our) (?:issue|problem|point)\b|
 FIRST_MOVE_PHRASE = "first move"  # tip 1's "Don't wait for your spouse to make the first move."
 
 
+# What a message tells that shapes later replies without ruling a tip out.
+_TOLD = (("no_friends", _NO_FRIENDS), ("wants_to_receive", WANTS_TO_RECEIVE))
+
+
 def _tried(state: ConversationState, text: str, reply: str, tips: Sequence[str]) -> str:
     """What they tried ("I did try telling him", "we already do date nights") is ruled out:
     the tip it names, else the last reply's first two. Returns the pushback kind, or ""."""
@@ -541,14 +534,14 @@ def _tried(state: ConversationState, text: str, reply: str, tips: Sequence[str])
         state.rejected.update(cant)
         return "cant" if reply else ""
     named = tried_tips(text)
+    tried = _TRIED_IT.search(text)
     if named:
         # what they tried, by name: that tip, not the last two
         state.rejected.update(named)
         kind = "tried_it" if reply else ""
-    elif tips and (_TRIED_THAT.search(text) or _RULED_OUT.search(text)
-                   or _TRIED_IT.search(text)):
+    elif tips and (_TRIED_THAT.search(text) or _RULED_OUT.search(text) or tried):
         state.rejected.update(tips[:2])
-        kind = "tried_it" if _TRIED_IT.search(text) else "tried"
+        kind = "tried_it" if tried else "tried"
     else:
         return ""
     return "tried_flat" if kind == "tried_it" and _FELL_FLAT.search(text) else kind
@@ -577,6 +570,7 @@ def _ruled_out(state: ConversationState, message: str, history: Sequence[dict],
             state.constraints.add("therapy_out")
             state.rejected.add("tip-6")
             kind = "therapy"
+        state.constraints.update(name for name, rx in _TOLD if rx.search(text))
         if _SELF_FRIENDS.search(text):
             state.constraints.add("has_friends")
             state.rejected.add("tip-5")

@@ -20,7 +20,7 @@ import numpy as np
 
 from .corpus import Article, Chunk, split_sentences
 from .data import read_toml
-from .dialogue import fill
+from .dialogue import fill, greeting_back, is_question
 
 if TYPE_CHECKING:
     from .dialogue import ConversationState
@@ -444,8 +444,6 @@ class OfflineResponder:
         push = self.pushback_line(message, state)
         if push:
             return " ".join(x for x in (push, feeling) if x)
-        from .dialogue import greeting_back
-
         ack = self._situation_ack(message, route, state, bool(feeling))
         detail = self.detail(message, state)
         if ack and detail:
@@ -492,8 +490,6 @@ class OfflineResponder:
                 return ack
         if has_feeling:
             return ""  # the feeling they named says it better than a generic line
-        from .dialogue import is_question
-
         generic_ok = not is_question(message) and not state.turns
         order = self._signals
         if route == "therapy":
@@ -531,6 +527,16 @@ class OfflineResponder:
         options = unused(nexts.get(sid, [])) or unused(general) or unused(nexts["open"]) \
             or nexts["open"]
         return state.fresh(options, key)
+
+    def closing_pick(self, picks: Sequence[Pick], state: ConversationState,
+                     directory_here: bool = False) -> Pick | None:
+        """The pick the closing question follows: the last, unless that is tip 6 with no
+        directory shown yet (its "first session" question presumes one): the one before."""
+        last = picks[-1] if picks else None
+        if last is not None and len(picks) > 1 and last.section_id == self.therapy_section \
+                and not (directory_here or state.directory_shown):
+            return picks[-2]
+        return last
 
     def tip_line(self, pick: Pick) -> str:
         """A tip as shown: its title in bold, the quote, the citation."""
@@ -941,14 +947,10 @@ class OfflineResponder:
         paras += therapy.paras
         # the closer follows the therapy quote, unless only the offer of directories came
         # with it: then "what you'd want from a first session" presumes too much
-        first = therapy.pick or (chosen[-1] if chosen else None)
-        if therapy.offered:
-            first = None  # an offer of directories last: a closer that refers to neither
-        if first is not None and first.section_id == self.therapy_section and \
-                not (therapy.note_used or state.directory_shown) and len(chosen) > 1:
-            first = chosen[-2]  # no directory here: don't ask about a first session
-        paras.append(self.closer(first, state, message, len(chosen) + bool(therapy.pick)))
         picks = [*chosen, *([therapy.pick] if therapy.pick else [])]
+        # an offer of directories last: a closer that refers to neither it nor the tip before
+        first = None if therapy.offered else self.closing_pick(picks, state, therapy.note_used)
+        paras.append(self.closer(first, state, message, len(picks)))
         return Composed(join(paras), context_cites + self.citations(picks), True, fit,
                         therapy_note=therapy.note_used)
 
