@@ -490,7 +490,8 @@ class OfflineResponder:
                 return ack
         if has_feeling:
             return ""  # the feeling they named says it better than a generic line
-        generic_ok = not is_question(message) and not state.turns
+        # a generic line only for the first thing they tell (a greeting before it counts not)
+        generic_ok = not is_question(message) and len(state.situation_texts) <= 1
         order = self._signals
         if route == "therapy":
             order = sorted(self._signals, key=lambda s: s[0] not in ("therapy", "asks_therapy"))
